@@ -1,0 +1,12 @@
+"""coinharvest: collect crypto coin metrics from rate-limited APIs, concurrently and politely."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("coinharvest")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,7 @@
+"""`python -m coinharvest` runs the CLI."""
+
+from __future__ import annotations
+
+from coinharvest.cli import main
+
+main()

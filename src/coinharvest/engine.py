@@ -1,0 +1,135 @@
+"""The run engine: plan → per-source lanes → dispatcher → fetch → per-coin completion.
+
+`Engine` lives as long as the process (its limiters remember cooldowns and spacing across
+runs); each `Engine.run()` collects one set of coins once (DESIGN §2):
+
+1. **Plan.** For every coin, the first source of each of its fallback chains gets the coin;
+   each source's coins are cut into batches of its batch size, in priority order. A batch
+   is a job with the best priority of its coins.
+2. **Dispatch.** One loop looks at the head of every lane. A job starts only when its
+   source's limiter admits it *and* a global slot is free; both are committed in the same
+   synchronous step. Waiting holds nothing, so a throttled source never starves the others.
+3. **Fetch.** One task per started job calls ``source.fetch``. A 429 pauses the whole source
+   (cooldown) and puts the job back in its lane; a transient error puts it back with a
+   back-off; a permanent error fails its coins at that source (or falls back).
+4. **Complete.** A coin whose chains have all ended goes to the sink at once.
+5. **Finish.** Totals and status go into a `RunSummary`; the sink gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from coinharvest.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.models import Coin, RunSummary, SourceLimits
+from coinharvest.retry import RetryPolicy
+from coinharvest.run import Run
+from coinharvest.sink import MemorySink, ResultSink
+from coinharvest.slots import GlobalSlots
+from coinharvest.sources.base import Source
+from coinharvest.telemetry import get_logger
+
+__all__ = ["Engine"]
+
+log = get_logger("engine")
+
+
+class Engine:
+    """Collects coins from sources under per-source limits and a global concurrency cap.
+
+    Parameters:
+        sources: the sources by name. Coins naming other sources fail (or fall back) there.
+        max_concurrency: ``MAX_COLLECTION_CONCURRENCY``, jobs in flight across all sources.
+        limits / batch_sizes: per-source overrides of ``source.default_limits`` and
+            ``source.batch_size``.
+        pause_after_job_s: the deprecated ``DELAY_BETWEEN_COINS_MS``, in seconds.
+        retry: back-off policy and attempt cap.
+        job_timeout_s: safety net around one ``fetch`` (sources have their own HTTP timeouts).
+        sink: receives results as they happen (default: in memory).
+        clock: monotonic clock; defaults to the event loop's, which tests may replace.
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, Source],
+        *,
+        max_concurrency: int = 5,
+        limits: Mapping[str, SourceLimits] | None = None,
+        batch_sizes: Mapping[str, int] | None = None,
+        pause_after_job_s: float = 0.0,
+        retry: RetryPolicy | None = None,
+        job_timeout_s: float | None = None,
+        sink: ResultSink | None = None,
+        clock: Clock = loop_clock,
+    ) -> None:
+        self.sources = dict(sources)
+        self.clock = clock
+        self.slots = GlobalSlots(max_concurrency, pause_after_job_s)
+        self.retry = retry or RetryPolicy(rng=random.Random())
+        self.job_timeout_s = job_timeout_s
+        self.sink: ResultSink = sink if sink is not None else MemorySink()
+        overrides = dict(limits or {})
+        self.limiters = {
+            name: SourceLimiter(name, overrides.get(name, src.default_limits), clock)
+            for name, src in self.sources.items()
+        }
+        sizes = dict(batch_sizes or {})
+        self.batch_sizes = {name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()}
+        self._seq = itertools.count()
+        self._current: Run | None = None
+
+    @property
+    def max_concurrency(self) -> int:
+        """The global cap."""
+        return self.slots.capacity
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return self._current is not None
+
+    async def run(
+        self,
+        coins: Sequence[Coin],
+        *,
+        trigger: str = "manual",
+        deadline_s: float | None = None,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        """Collect `coins` once and return the summary.
+
+        `deadline_s` (seconds from now): jobs not started by then are deferred, and so are
+        jobs whose source is paused past it. Raises RuntimeError if a run is already going
+        on this engine (runs never overlap).
+        """
+        if self._current is not None:
+            raise RuntimeError("a run is already in progress on this engine")
+        now = self.clock()
+        run = Run(
+            self,
+            coins,
+            run_id=run_id or uuid.uuid4().hex[:12],
+            trigger=trigger,
+            started_at=datetime.now(UTC),
+            deadline=None if deadline_s is None else now + deadline_s,
+            seq=self._seq,
+        )
+        self._current = run
+        try:
+            return await run.execute()
+        finally:
+            self._current = None
+
+    def stop(self) -> None:
+        """Start no new jobs in the current run; jobs in flight finish; queued ones are deferred."""
+        if self._current is not None:
+            self._current.stop()
+
+    async def aclose(self) -> None:
+        """Close every source."""
+        await asyncio.gather(*(s.aclose() for s in self.sources.values()))

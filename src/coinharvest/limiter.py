@@ -1,0 +1,125 @@
+"""Per-source admission: in-flight cap, spacing between starts, rolling window, cooldown.
+
+One `SourceLimiter` per source decides, in a single synchronous step against one clock,
+whether a request may start *now*, and if not, when it could. Because the check and the
+commit happen with no `await` between them, they are atomic under asyncio; no lock and no
+background task are needed (DESIGN §3).
+
+The limiter does not queue anyone. Waiting, priorities and the global slot belong to the
+dispatcher (see `lane.py` and `engine.py`), which asks `ready_at()` to know when to wake and
+`try_start()` to commit. That split is deliberate: a job can wait for its source without
+holding anything, and commit the source start and the global slot together.
+
+Example::
+
+    lim = SourceLimiter("coingecko", SourceLimits(3, 2.0, 30), clock=loop.time)
+    if lim.try_start():
+        try:
+            ...  # send the request
+        finally:
+            lim.release()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from coinharvest.models import SourceLimits
+
+__all__ = ["Clock", "SourceLimiter", "loop_clock"]
+
+#: A monotonic clock in seconds. Defaults to the running event loop's clock.
+Clock = Callable[[], float]
+
+
+def loop_clock() -> float:
+    """The running event loop's monotonic time (what `asyncio.sleep` and timers use)."""
+    return asyncio.get_running_loop().time()
+
+
+class SourceLimiter:
+    """Decides when one source may start its next request.
+
+    Invariants, for the start times it commits (``try_start`` returning True):
+
+    - at most ``limits.max_concurrency`` started and not yet released;
+    - consecutive starts at least ``limits.min_interval_s`` apart;
+    - at most ``limits.rate_per_window`` starts in any half-open window of
+      ``limits.window_s`` seconds (a sliding log, so no bursts: "30 per minute" never
+      admits a 31st start into any 60 s);
+    - no start before ``cooldown_until`` (set from a 429's Retry-After).
+    """
+
+    __slots__ = ("_clock", "_last_start", "_starts", "cooldown_until", "in_flight", "limits", "name")
+
+    def __init__(self, name: str, limits: SourceLimits, clock: Clock = loop_clock) -> None:
+        if limits.max_concurrency < 1:
+            raise ValueError(f"{name}: max_concurrency must be ≥ 1, got {limits.max_concurrency}")
+        if limits.min_interval_s < 0:
+            raise ValueError(f"{name}: min_interval_s must be ≥ 0, got {limits.min_interval_s}")
+        if limits.rate_per_window is not None and limits.rate_per_window < 1:
+            raise ValueError(f"{name}: rate_per_window must be ≥ 1, got {limits.rate_per_window}")
+        self.name = name
+        self.limits = limits
+        self._clock = clock
+        self.in_flight = 0
+        self.cooldown_until = float("-inf")
+        self._last_start: float | None = None
+        # Start times inside the current window, oldest first (the sliding log).
+        self._starts: deque[float] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<SourceLimiter {self.name} in_flight={self.in_flight}/{self.limits.max_concurrency}"
+            f" window={len(self._starts)}/{self.limits.rate_per_window}"
+            f" cooldown_until={self.cooldown_until:.3f}>"
+        )
+
+    def ready_at(self) -> float | None:
+        """Earliest clock time at which a start would be admitted, if nothing else changes.
+
+        Returns None when the in-flight cap is full: only a `release()` can change that, so
+        there is no time to wait for. A value ≤ now means "now".
+        """
+        if self.in_flight >= self.limits.max_concurrency:
+            return None
+        now = self._clock()
+        self._trim(now)
+        at = max(now, self.cooldown_until)
+        if self._last_start is not None:
+            at = max(at, self._last_start + self.limits.min_interval_s)
+        n = self.limits.rate_per_window
+        if n is not None and len(self._starts) >= n:
+            # The n-th most recent start must leave the window before another may enter.
+            at = max(at, self._starts[-n] + self.limits.window_s)
+        return at
+
+    def try_start(self) -> bool:
+        """Commit a start now if every limit allows it; return whether it did."""
+        at = self.ready_at()
+        now = self._clock()
+        if at is None or at > now:
+            return False
+        self.in_flight += 1
+        self._last_start = now
+        if self.limits.rate_per_window is not None:
+            self._starts.append(now)
+        return True
+
+    def release(self) -> None:
+        """A started request has ended (whatever its outcome)."""
+        if self.in_flight <= 0:
+            raise RuntimeError(f"{self.name}: release() without a matching start")
+        self.in_flight -= 1
+
+    def cool_down(self, until: float) -> None:
+        """Pause the whole source until clock time `until` (never shortens a pause)."""
+        self.cooldown_until = max(self.cooldown_until, until)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self.limits.window_s
+        starts = self._starts
+        while starts and starts[0] <= horizon:
+            starts.popleft()

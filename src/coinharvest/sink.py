@@ -1,0 +1,62 @@
+"""Where results go: the `ResultSink` interface and an in-memory sink.
+
+The engine calls a sink at three moments of a run. Contract:
+
+- `run_started` once, before any job starts;
+- `coin_completed` once per coin, the moment its last job ends (from the job's own task, so
+  several may be in progress at once; an implementation must be safe for that). A coin's
+  observations and result arrive together and must be stored together or not at all;
+- `run_finished` once, with the summary, after every `coin_completed` has returned.
+
+A sink that raises is not retried by the engine: the engine logs the error, counts it in
+``RunSummary.store_errors`` and goes on. Retrying belongs to the sink (it knows which errors
+are worth it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from coinharvest.models import Coin, CoinResult, RunSummary
+
+__all__ = ["MemorySink", "ResultSink"]
+
+
+class ResultSink(Protocol):
+    """Receives a run's results as they happen (see the module docstring for the contract)."""
+
+    async def run_started(
+        self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
+    ) -> None:
+        """A run began; `coins` are the coins it will collect."""
+
+    async def coin_completed(self, run_id: str, result: CoinResult) -> None:
+        """One coin is complete; store its result and observations together."""
+
+    async def run_finished(self, summary: RunSummary) -> None:
+        """The run ended; `summary` has its totals and status."""
+
+
+class MemorySink:
+    """Keeps everything in lists; for tests and for `collect` without a store."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str, datetime, int]] = []
+        self.results: list[tuple[str, CoinResult]] = []
+        self.summaries: list[RunSummary] = []
+
+    async def run_started(
+        self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
+    ) -> None:
+        """Record the start."""
+        self.started.append((run_id, trigger, started_at, len(coins)))
+
+    async def coin_completed(self, run_id: str, result: CoinResult) -> None:
+        """Record the coin's result."""
+        self.results.append((run_id, result))
+
+    async def run_finished(self, summary: RunSummary) -> None:
+        """Record the summary."""
+        self.summaries.append(summary)

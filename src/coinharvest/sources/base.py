@@ -1,0 +1,54 @@
+"""The source interface: what every upstream adapter (built-in or plug-in) implements.
+
+Contract of `Source.fetch(coins)`:
+
+- It makes **one** request (one job) for the given coins, which all have an id at this
+  source (``coin.id_at(source.name)``) and number at most ``batch_size``.
+- On success it returns a mapping ``symbol -> list[Observation] | SourceError`` with an
+  entry for every coin asked for: observations for coins the answer covered, a
+  `PermanentError` (usually `UnknownCoin`) for coins it left out. A missing entry is treated
+  by the engine as ``BadResponse("no result for <symbol>")``.
+- When the request as a whole fails it raises, and returns nothing partial:
+  `RateLimited(retry_after)` on HTTP 429 (or 503 carrying Retry-After), `TransientError`
+  on timeouts, connection errors and other 5xx, `ClientError` on other 4xx, `BadResponse`
+  on malformed JSON or a missing field. Any other exception is treated as a bug in the
+  source: its coins fail with the exception's text, and it is logged with a traceback.
+- It must not sleep, retry or rate-limit by itself: the engine's limiter and lanes do that,
+  so that a waiting job never holds a slot.
+- It never puts an API key in an error message, log line or observation.
+
+`default_limits` and `batch_size` are the source's built-in defaults; the configuration may
+override both (``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``,
+``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+from coinharvest.errors import SourceError
+from coinharvest.models import Coin, Observation, SourceLimits
+
+__all__ = ["FetchResult", "Source"]
+
+#: What `Source.fetch` returns: per coin symbol, its observations or its own error.
+FetchResult = Mapping[str, list[Observation] | SourceError]
+
+
+class Source(ABC):
+    """One upstream API (one host + key) as the engine sees it."""
+
+    #: Unique name used in coins files, logs and the store (e.g. ``"coingecko"``).
+    name: str
+    #: Limits the engine enforces for this source unless configured otherwise.
+    default_limits: SourceLimits = SourceLimits()
+    #: Most coins one request may carry (1 = no batching).
+    batch_size: int = 1
+
+    @abstractmethod
+    async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
+        """Make one request for `coins`; see the module docstring for the full contract."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Release connections. Called once when the engine's owner shuts down."""
