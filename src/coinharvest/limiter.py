@@ -77,15 +77,17 @@ class SourceLimiter:
             f" cooldown_until={self.cooldown_until:.3f}>"
         )
 
-    def ready_at(self) -> float | None:
+    def ready_at(self, now: float | None = None) -> float | None:
         """Earliest clock time at which a start would be admitted, if nothing else changes.
 
         Returns None when the in-flight cap is full: only a `release()` can change that, so
-        there is no time to wait for. A value ≤ now means "now".
+        there is no time to wait for. A value ≤ `now` means "now". `now` defaults to a fresh
+        clock reading; a caller that decides several things at one instant passes its own.
         """
         if self.in_flight >= self.limits.max_concurrency:
             return None
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         self._trim(now)
         at = max(now, self.cooldown_until)
         if self._last_start is not None:
@@ -96,10 +98,11 @@ class SourceLimiter:
             at = max(at, self._starts[-n] + self.limits.window_s)
         return at
 
-    def try_start(self) -> bool:
-        """Commit a start now if every limit allows it; return whether it did."""
-        at = self.ready_at()
-        now = self._clock()
+    def try_start(self, now: float | None = None) -> bool:
+        """Commit a start at `now` (default: the clock) if every limit allows it."""
+        if now is None:
+            now = self._clock()
+        at = self.ready_at(now)
         if at is None or at > now:
             return False
         self.in_flight += 1

@@ -165,6 +165,7 @@ class Run:
     def _start_ready(self, now: float) -> None:
         """Start jobs while a global slot is free, best (priority, arrival) first."""
         while self.e.slots.available():
+            now = self.e.clock()  # fresh per start: a start is stamped when it happens
             best: Lane | None = None
             best_key = (0, 0)
             for lane in self.lanes.values():
@@ -173,14 +174,14 @@ class Run:
                     continue
                 if self._admissible(lane.limiter, now):
                     best, best_key = lane, (job.priority, job.seq)
-            if best is None or not best.limiter.try_start():
+            if best is None or not best.limiter.try_start(now):
                 return
             self.e.slots.take()
             self._launch(best, best.pop(), now)
 
     @staticmethod
     def _admissible(limiter: SourceLimiter, now: float) -> bool:
-        at = limiter.ready_at()
+        at = limiter.ready_at(now)
         return at is not None and at <= now
 
     def _next_wake(self, now: float) -> float | None:
@@ -197,7 +198,7 @@ class Run:
             due = lane.next_due()
             if due is not None:
                 times.append(due)
-            if lane.head(now) is not None and (at := lane.limiter.ready_at()) is not None:
+            if lane.head(now) is not None and (at := lane.limiter.ready_at(now)) is not None:
                 times.append(at)
         return min(times) if times else None
 
