@@ -1,0 +1,309 @@
+"""Settings: read once at start-up from the environment and a ``.env`` file, then passed down.
+
+Names are the seed's, unchanged (``MAX_COLLECTION_CONCURRENCY``, ``COLLECTION_INTERVAL_MINUTES``,
+``DELAY_BETWEEN_COINS_MS``), plus per source ``SRC`` in COINGECKO, THREEXPL, BLOCKCHAIR,
+NEARBLOCKS, NANO: ``<SRC>_API_KEY``, ``<SRC>_BASE_URL``, ``MAX_<SRC>_CONCURRENCY``,
+``<SRC>_MIN_INTERVAL_MS``, ``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``. Every per-source
+setting is optional: unset means the source's built-in default (see `SourceOverrides.apply`).
+
+Contracts:
+
+- The environment beats the ``.env`` file; an empty value (``MAX_RETRIES=``) counts as unset, so
+  a copied ``.env.example`` with blank lines changes nothing. Unknown variables are ignored.
+- A bad value raises `ConfigError` with one line naming the variable, the value and what is
+  allowed: ``MAX_COLLECTION_CONCURRENCY='abc' is invalid: must be an integer ≥ 1``. Several bad
+  values are joined on that one line with ``; ``.
+- API keys are `SecretStr`: they never appear in a repr, a log line or an error message.
+- Only this module (and the CLI) read the environment; core code receives `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from coinharvest.errors import ConfigError
+from coinharvest.models import SourceLimits
+
+__all__ = [
+    "SOURCE_ENV_PREFIX",
+    "CoingeckoPlan",
+    "Settings",
+    "SourceOverrides",
+    "deprecation_warnings",
+    "load_settings",
+]
+
+#: Source name used inside the program → prefix of its environment variables.
+SOURCE_ENV_PREFIX: Mapping[str, str] = {
+    "coingecko": "COINGECKO",
+    "3xpl": "THREEXPL",
+    "blockchair": "BLOCKCHAIR",
+    "nearblocks": "NEARBLOCKS",
+    "nano": "NANO",
+}
+
+CoingeckoPlan = Literal["public", "demo", "pro"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Allowed:
+    """Marker in a field's metadata: what a valid value looks like, for error messages."""
+
+    text: str
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Count = Annotated[int, Field(ge=1), _Allowed("an integer ≥ 1")]
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), _Allowed("a finite number > 0")]
+NonNegativeNumber = Annotated[
+    float, Field(ge=0, allow_inf_nan=False), _Allowed("a finite number ≥ 0")
+]
+Url = Annotated[str, Field(pattern=r"^https?://\S+$"), _Allowed("an http:// or https:// URL")]
+Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), _Allowed("one of 'public', 'demo', 'pro'")]
+
+#: The environment mapping `load_settings` was given; None means `os.environ`.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("coinharvest_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Same normalisation as the stock source: case-insensitive names, empty = unset.
+        return {
+            key.lower(): value
+            for key, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverrides:
+    """What the user set for one source; None everywhere means "use the source's default".
+
+    `api_key` is excluded from the repr so a logged or printed override never shows it.
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    max_concurrency: int | None = None
+    min_interval_ms: float | None = None
+    rate_limit_per_minute: int | None = None
+    batch_size: int | None = None
+
+    def apply(self, defaults: SourceLimits) -> SourceLimits:
+        """`defaults` with every set override applied; unset ones keep the default.
+
+        ``min_interval_ms`` becomes ``min_interval_s``; ``rate_limit_per_minute`` becomes
+        ``rate_per_window`` over a 60 s window. `batch_size`, `base_url` and `api_key` are not
+        limits: the source reads them itself.
+        """
+        changes: dict[str, Any] = {}
+        if self.max_concurrency is not None:
+            changes["max_concurrency"] = self.max_concurrency
+        if self.min_interval_ms is not None:
+            changes["min_interval_s"] = self.min_interval_ms / 1000.0
+        if self.rate_limit_per_minute is not None:
+            changes["rate_per_window"] = self.rate_limit_per_minute
+            changes["window_s"] = 60.0
+        return replace(defaults, **changes)
+
+
+class Settings(BaseSettings):
+    """Every setting of coinharvest, validated. Build it with `load_settings`.
+
+    ``Settings()`` alone reads ``os.environ`` and ``./.env`` and raises pydantic's
+    ValidationError; `load_settings` adds the injectable environment and the one-line
+    `ConfigError`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    #: Jobs in flight across all sources; 1 = one job at a time (sequential).
+    max_collection_concurrency: Count = 5
+    #: Minutes between scheduled runs in service mode.
+    collection_interval_minutes: PositiveNumber = 60.0
+    #: Deprecated: pause after each job before its global slot takes the next one.
+    delay_between_coins_ms: NonNegativeNumber | None = None
+    #: Coins file (TOML); None = the packaged default.
+    coins_file: Path | None = None
+    #: Comma-separated debug namespace patterns (``scheduler:*``, ``source:coingecko,limiter``).
+    debug: str = ""
+    #: Timeout of one HTTP request.
+    http_timeout_seconds: PositiveNumber = 30.0
+    #: Attempts per job for transient errors and 429s.
+    max_retries: Count = 4
+    #: CoinGecko plan: picks the host and the key header.
+    coingecko_plan: Plan = "public"
+
+    coingecko_api_key: SecretStr | None = None
+    coingecko_base_url: Url | None = None
+    max_coingecko_concurrency: Count | None = None
+    coingecko_min_interval_ms: NonNegativeNumber | None = None
+    coingecko_rate_limit_per_minute: Count | None = None
+    coingecko_batch_size: Count | None = None
+
+    threexpl_api_key: SecretStr | None = None
+    threexpl_base_url: Url | None = None
+    max_threexpl_concurrency: Count | None = None
+    threexpl_min_interval_ms: NonNegativeNumber | None = None
+    threexpl_rate_limit_per_minute: Count | None = None
+    threexpl_batch_size: Count | None = None
+
+    blockchair_api_key: SecretStr | None = None
+    blockchair_base_url: Url | None = None
+    max_blockchair_concurrency: Count | None = None
+    blockchair_min_interval_ms: NonNegativeNumber | None = None
+    blockchair_rate_limit_per_minute: Count | None = None
+    blockchair_batch_size: Count | None = None
+
+    nearblocks_api_key: SecretStr | None = None
+    nearblocks_base_url: Url | None = None
+    max_nearblocks_concurrency: Count | None = None
+    nearblocks_min_interval_ms: NonNegativeNumber | None = None
+    nearblocks_rate_limit_per_minute: Count | None = None
+    nearblocks_batch_size: Count | None = None
+
+    nano_api_key: SecretStr | None = None
+    #: NANO_BASE_URL, or its alias NANO_RPC_URL (NANO_BASE_URL wins if both are set).
+    nano_base_url: Url | None = Field(
+        default=None, validation_alias=AliasChoices("nano_base_url", "nano_rpc_url")
+    )
+    max_nano_concurrency: Count | None = None
+    nano_min_interval_ms: NonNegativeNumber | None = None
+    nano_rate_limit_per_minute: Count | None = None
+    nano_batch_size: Count | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then the environment (or `load_settings`' mapping), then ``.env``."""
+        environ = _ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
+        return init_settings, env_settings, dotenv_settings
+
+    def source(self, name: str) -> SourceOverrides:
+        """The user's overrides for source `name`; all None for a name without settings."""
+        prefix = SOURCE_ENV_PREFIX.get(name)
+        if prefix is None:
+            return SourceOverrides()
+        p = prefix.lower()
+        key: SecretStr | None = getattr(self, f"{p}_api_key")
+        return SourceOverrides(
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=getattr(self, f"{p}_base_url"),
+            max_concurrency=getattr(self, f"max_{p}_concurrency"),
+            min_interval_ms=getattr(self, f"{p}_min_interval_ms"),
+            rate_limit_per_minute=getattr(self, f"{p}_rate_limit_per_minute"),
+            batch_size=getattr(self, f"{p}_batch_size"),
+        )
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Read and validate the settings.
+
+    :param env: the environment; None means ``os.environ``. Tests pass a dict.
+    :param env_file: a ``.env`` file read under the environment (the environment wins); a
+        missing file is ignored; None reads no file.
+    :raises ConfigError: a value is invalid; the message is one line (see module docstring).
+    """
+    token = _ENVIRON.set(env if env is not None else os.environ)
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def deprecation_warnings(settings: Settings) -> list[str]:
+    """One message per deprecated setting in use, for the CLI to log once at start-up."""
+    delay = settings.delay_between_coins_ms
+    if delay is None:
+        return []
+    return [
+        f"DELAY_BETWEEN_COINS_MS={delay:g} is deprecated: it is honoured as a pause of "
+        f"{delay:g} ms after each job before its global slot takes the next job; set the "
+        "per-source <SRC>_MIN_INTERVAL_MS (e.g. COINGECKO_MIN_INTERVAL_MS) instead"
+    ]
+
+
+def _describe(exc: ValidationError) -> str:
+    """All errors of `exc` on one line, each as ``NAME='value' is invalid: must be ...``."""
+    return "; ".join(_describe_one(error) for error in exc.errors())
+
+
+def _describe_one(error: Mapping[str, Any]) -> str:
+    loc = str(error["loc"][0]) if error["loc"] else ""
+    info = _field_for(loc)
+    allowed = _allowed_text(info) if info is not None else None
+    reason = f"must be {allowed}" if allowed else str(error["msg"]).splitlines()[0]
+    return f"{_env_name(loc, info)}={error['input']!r} is invalid: {reason}"
+
+
+def _env_name(loc: str, info: FieldInfo | None) -> str:
+    """The variable name(s) a user sets for field `loc`: ``NANO_BASE_URL/NANO_RPC_URL``."""
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return "/".join(str(choice).upper() for choice in alias.choices)
+    return loc.upper()
+
+
+def _field_for(loc: str) -> FieldInfo | None:
+    """The field that `loc` (a field name or one of its aliases) refers to."""
+    fields = Settings.model_fields
+    if loc in fields:
+        return fields[loc]
+    for info in fields.values():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return info
+    return None
+
+
+def _allowed_text(info: FieldInfo) -> str | None:
+    """The `_Allowed` text in a field's metadata or annotation (``X | None`` included)."""
+    pending: list[Any] = [*info.metadata, info.annotation]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, _Allowed):
+            return item.text
+        pending.extend(get_args(item))
+    return None
