@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
+
+from vclock import run_virtual
 
 from coinharvest.engine import Engine
 from coinharvest.models import Coin, JobRecord, RunSummary, SourceLimits
 from coinharvest.retry import RetryPolicy
 from coinharvest.sources.base import Source
-from vclock import run_virtual
-
-import random
 
 
 def coin(symbol: str, *sources: str, priority: int = 5, chain: Sequence[str] = ()) -> Coin:
@@ -48,7 +48,9 @@ def run_engine(
 
 def starts(summary: RunSummary, source: str) -> list[float]:
     """Start times (run-relative) of every attempt at `source`, sorted."""
-    return sorted(r.started_s for r in summary.jobs if r.source == source and r.started_s is not None)
+    return sorted(
+        r.started_s for r in summary.jobs if r.source == source and r.started_s is not None
+    )
 
 
 def attempts(summary: RunSummary) -> list[JobRecord]:

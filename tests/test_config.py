@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -329,9 +328,6 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("coinharvest.cli") is None, reason="coinharvest.cli not written yet"
-)
 @pytest.mark.parametrize(("name", "value"), CLI_CASES)
 def test_cli_bad_value_exits_2_with_one_line(tmp_path: Path, name: str, value: str) -> None:
     env = {k: v for k, v in os.environ.items() if not _is_our_variable(k)}

@@ -8,8 +8,19 @@ from enginekit import attempts, coin, run_engine, starts
 from coinharvest.models import CoinStatus, Confidence, JobStatus, RunStatus, SourceLimits
 from coinharvest.sources.simulated import SimulatedSource
 
-SEED = {"BTC": 2.0, "ETH": 1.5, "DASH": 1.8, "DGB": 2.2, "XMR": 1.9, "RVN": 1.7,
-        "XCH": 2.1, "XEC": 1.6, "XNO": 1.4, "NEAR": 2.0, "ICP": 1.8}
+SEED = {
+    "BTC": 2.0,
+    "ETH": 1.5,
+    "DASH": 1.8,
+    "DGB": 2.2,
+    "XMR": 1.9,
+    "RVN": 1.7,
+    "XCH": 2.1,
+    "XEC": 1.6,
+    "XNO": 1.4,
+    "NEAR": 2.0,
+    "ICP": 1.8,
+}
 
 
 def seed_run(max_concurrency: int, pause: float = 0.0):  # type: ignore[no-untyped-def]
@@ -39,8 +50,12 @@ def test_max_three() -> None:
 
 def test_waiters_are_served_by_priority_then_arrival() -> None:
     src = SimulatedSource("s", default_latency=0.1, limits=SourceLimits(1, 1.0))
-    coins = [coin("A", "s", priority=5), coin("B", "s", priority=1),
-             coin("C", "s", priority=5), coin("D", "s", priority=2)]
+    coins = [
+        coin("A", "s", priority=5),
+        coin("B", "s", priority=1),
+        coin("C", "s", priority=5),
+        coin("D", "s", priority=2),
+    ]
     summary = run_engine([src], coins)
     order = [sym for _, syms in src.calls for sym in syms]
     assert order == ["B", "D", "A", "C"]
@@ -72,11 +87,16 @@ def test_slow_source_never_starves_a_fast_one() -> None:
 def test_a_429_pauses_the_whole_source_while_others_go_on() -> None:
     limited = SimulatedSource("limited", default_latency=0.1, rate_limit_rate=1.0, retry_after=2.0)
     other = SimulatedSource("other", default_latency=0.1, limits=SourceLimits(1, 0.25))
-    coins = [coin(f"L{i}", "limited") for i in range(3)] + [coin(f"O{i}", "other") for i in range(12)]
+    coins = [coin(f"L{i}", "limited") for i in range(3)] + [
+        coin(f"O{i}", "other") for i in range(12)
+    ]
     summary = run_engine([limited, other], coins, max_attempts=2)
     recs = attempts(summary)
-    first_429_end = min(r.ended_s for r in recs  # type: ignore[type-var]
-                        if r.source == "limited" and r.status is JobStatus.RATE_LIMITED)
+    first_429_end = min(
+        r.ended_s
+        for r in recs  # type: ignore[type-var]
+        if r.source == "limited" and r.status is JobStatus.RATE_LIMITED
+    )
     limited_starts = [s for s in starts(summary, "limited") if s > first_429_end]
     assert limited_starts and min(limited_starts) >= first_429_end + 2.0
     assert any(first_429_end < s < first_429_end + 2.0 for s in starts(summary, "other"))
@@ -95,8 +115,11 @@ def test_transient_errors_are_retried_then_fail() -> None:
 def test_unknown_coin_fails_alone_and_falls_back_with_lower_confidence() -> None:
     first = SimulatedSource("first", unknown=frozenset({"B"}), batch_size=10)
     second = SimulatedSource("second")
-    coins = [coin("A", chain=("first", "second")), coin("B", chain=("first", "second")),
-             coin("C", "first")]
+    coins = [
+        coin("A", chain=("first", "second")),
+        coin("B", chain=("first", "second")),
+        coin("C", "first"),
+    ]
     summary = run_engine([first, second], coins)
     by = {r.symbol: r for r in summary.results}
     assert all(r.status is CoinStatus.OK for r in by.values())

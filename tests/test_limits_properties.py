@@ -8,9 +8,11 @@ a cooldown; overall: never more than MAX_COLLECTION_CONCURRENCY jobs in flight.
 
 from __future__ import annotations
 
+import itertools
+
+from enginekit import attempts, coin, run_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from enginekit import attempts, coin, run_engine
 
 from coinharvest.models import JobStatus, RunSummary, SourceLimits
 from coinharvest.sources.simulated import SimulatedSource
@@ -43,8 +45,10 @@ def source_specs(draw: st.DrawFn, name: str) -> tuple[SimulatedSource, int]:
 
 
 def in_flight_never_exceeds(intervals: list[tuple[float, float]], cap: int) -> bool:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals],
-                    key=lambda ev: (ev[0], ev[1]))  # ends before starts at the same instant
+    events = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals],
+        key=lambda ev: (ev[0], ev[1]),
+    )  # ends before starts at the same instant
     level = 0
     for _, delta in events:
         level += delta
@@ -57,12 +61,14 @@ def check_source(summary: RunSummary, src: SimulatedSource) -> None:
     lim = src.default_limits
     recs = [r for r in attempts(summary) if r.source == src.name]
     starts = sorted(r.started_s for r in recs if r.started_s is not None)
-    for a, b in zip(starts, starts[1:], strict=False):
+    for a, b in itertools.pairwise(starts):
         assert b - a >= lim.min_interval_s - EPS, f"{src.name}: starts {a} and {b} too close"
     n = lim.rate_per_window
     if n is not None:
         for i in range(len(starts) - n):
-            assert starts[i + n] - starts[i] >= WINDOW - EPS, f"{src.name}: {n + 1} starts in a window"
+            assert starts[i + n] - starts[i] >= WINDOW - EPS, (
+                f"{src.name}: {n + 1} starts in a window"
+            )
     intervals = [(r.started_s, r.ended_s) for r in recs]
     assert in_flight_never_exceeds(intervals, lim.max_concurrency)  # type: ignore[arg-type]
     for r in recs:
@@ -83,15 +89,18 @@ def check_source(summary: RunSummary, src: SimulatedSource) -> None:
     priorities=st.lists(st.integers(1, 9), min_size=40, max_size=40),
 )
 def test_limits_hold_on_recorded_times(
-    specs: tuple[tuple[SimulatedSource, int], ...], global_cap: int, pause: float,
+    specs: tuple[tuple[SimulatedSource, int], ...],
+    global_cap: int,
+    pause: float,
     priorities: list[int],
 ) -> None:
     coins = []
     for src, count in specs:
         for i in range(count):
             coins.append(coin(f"{src.name}{i}", src.name, priority=priorities[len(coins)]))
-    summary = run_engine([s for s, _ in specs], coins, max_concurrency=global_cap,
-                         pause_after_job_s=pause)
+    summary = run_engine(
+        [s for s, _ in specs], coins, max_concurrency=global_cap, pause_after_job_s=pause
+    )
     assert summary.coins_total == len(coins)
     assert summary.coins_ok + summary.coins_failed + summary.coins_deferred == len(coins)
     for src, _ in specs:

@@ -79,7 +79,9 @@ class Engine:
             for name, src in self.sources.items()
         }
         sizes = dict(batch_sizes or {})
-        self.batch_sizes = {name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()}
+        self.batch_sizes = {
+            name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()
+        }
         self._seq = itertools.count()
         self._current: Run | None = None
 

@@ -58,7 +58,9 @@ class SourceError(CoinharvestError):
 class RateLimited(SourceError):
     """The source said "too many requests". `retry_after` is seconds to wait, if it said."""
 
-    def __init__(self, source: str, retry_after: float | None, message: str = "rate limited") -> None:
+    def __init__(
+        self, source: str, retry_after: float | None, message: str = "rate limited"
+    ) -> None:
         self.retry_after = retry_after
         hint = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
         super().__init__(source, f"{message}{hint}")

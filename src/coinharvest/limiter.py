@@ -52,7 +52,15 @@ class SourceLimiter:
     - no start before ``cooldown_until`` (set from a 429's Retry-After).
     """
 
-    __slots__ = ("_clock", "_last_start", "_starts", "cooldown_until", "in_flight", "limits", "name")
+    __slots__ = (
+        "_clock",
+        "_last_start",
+        "_starts",
+        "cooldown_until",
+        "in_flight",
+        "limits",
+        "name",
+    )
 
     def __init__(self, name: str, limits: SourceLimits, clock: Clock = loop_clock) -> None:
         if limits.max_concurrency < 1:

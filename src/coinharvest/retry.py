@@ -69,7 +69,9 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
             return _positive((when - ref).total_seconds())
     if (ms := headers.get("retry-after-ms")) and (seconds := _seconds(ms.strip())) is not None:
         return seconds / 1000
-    if (reset := headers.get("ratelimit-reset")) and (seconds := _seconds(reset.strip())) is not None:
+    if (reset := headers.get("ratelimit-reset")) and (
+        seconds := _seconds(reset.strip())
+    ) is not None:
         return seconds
     return _x_ratelimit_reset(headers.get("x-ratelimit-reset"), ref)
 
@@ -111,7 +113,9 @@ class RetryPolicy:
         """The exponential ceiling b for `attempt`."""
         return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)))
 
-    def rate_limited_wait(self, attempt: int, retry_after: float | None, min_wait_s: float = 0.0) -> float:
+    def rate_limited_wait(
+        self, attempt: int, retry_after: float | None, min_wait_s: float = 0.0
+    ) -> float:
         """Seconds to pause the whole source after a 429."""
         if retry_after is not None:
             return retry_after + self.rng.uniform(0.0, min(1.0, 0.1 * retry_after))

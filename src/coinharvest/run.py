@@ -79,9 +79,13 @@ class Run:
 
     async def execute(self) -> RunSummary:
         """Plan, dispatch until every coin is complete, and summarise."""
-        log.info("Processing %d coins with max concurrency: %d", len(self.coins), self.e.max_concurrency)
-        await self._safe_sink("run_started", self.e.sink.run_started(
-            self.run_id, self.trigger, self.started_at, self.coins))
+        log.info(
+            "Processing %d coins with max concurrency: %d", len(self.coins), self.e.max_concurrency
+        )
+        await self._safe_sink(
+            "run_started",
+            self.e.sink.run_started(self.run_id, self.trigger, self.started_at, self.coins),
+        )
         self._plan()
         try:
             await self._dispatch()
@@ -95,9 +99,16 @@ class Run:
         log.info(
             "Run %s %s: %d ok, %d failed, %d deferred of %d coins in %.2fs "
             "(%d requests, %d rate-limited, %d retries)",
-            summary.run_id, summary.status.value, summary.coins_ok, summary.coins_failed,
-            summary.coins_deferred, summary.coins_total, summary.duration_s,
-            summary.requests, summary.rate_limited, summary.retries,
+            summary.run_id,
+            summary.status.value,
+            summary.coins_ok,
+            summary.coins_failed,
+            summary.coins_deferred,
+            summary.coins_total,
+            summary.duration_s,
+            summary.requests,
+            summary.rate_limited,
+            summary.retries,
         )
         return summary
 
@@ -150,8 +161,11 @@ class Run:
                 return
             wake = self._next_wake(now)
             self._wake = loop.create_future()
-            handle = None if wake is None else loop.call_at(
-                loop.time() + max(0.0, wake - now), self._poke)
+            handle = (
+                None
+                if wake is None
+                else loop.call_at(loop.time() + max(0.0, wake - now), self._poke)
+            )
             try:
                 await self._wake
             finally:
@@ -227,13 +241,23 @@ class Run:
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        record = JobRecord(job.id, job.source, job.symbols, job.attempts,
-                           job.queued_at - self.t0, now - self.t0, None, JobStatus.OK)
+        record = JobRecord(
+            job.id,
+            job.source,
+            job.symbols,
+            job.attempts,
+            job.queued_at - self.t0,
+            now - self.t0,
+            None,
+            JobStatus.OK,
+        )
         self.records.append(record)
         for coin in job.coins:
             if self.states[coin.symbol].mark_started(now):
                 log.info("📊 Collecting %s (%s)...", coin.name, coin.symbol)
-        dlog.debug("start job %d %s %s attempt %d", job.id, job.source, ",".join(job.symbols), job.attempts)
+        dlog.debug(
+            "start job %d %s %s attempt %d", job.id, job.source, ",".join(job.symbols), job.attempts
+        )
         self._spawn(self._execute(lane, job, record), f"job-{job.id}")
 
     def _spawn(self, coro: Coroutine[None, None, None], name: str) -> None:
@@ -268,12 +292,18 @@ class Run:
         await self._settle(lane, job, record, outcome, now)
 
     async def _settle(
-        self, lane: Lane, job: Job, record: JobRecord, outcome: FetchResult | BaseException, now: float
+        self,
+        lane: Lane,
+        job: Job,
+        record: JobRecord,
+        outcome: FetchResult | BaseException,
+        now: float,
     ) -> None:
         if isinstance(outcome, RateLimited):
             self.rate_limited += 1
-            wait = self.e.retry.rate_limited_wait(job.attempts, outcome.retry_after,
-                                                  lane.limiter.limits.min_interval_s)
+            wait = self.e.retry.rate_limited_wait(
+                job.attempts, outcome.retry_after, lane.limiter.limits.min_interval_s
+            )
             lane.limiter.cool_down(now + wait)
             log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)
             self._retry_or_give_up(lane, job, record, outcome, now, JobStatus.RATE_LIMITED, 0.0)
@@ -289,20 +319,30 @@ class Run:
         await self._complete_ready_coins_async()
 
     def _retry_or_give_up(
-        self, lane: Lane, job: Job, record: JobRecord, error: SourceError, now: float,
-        status: JobStatus, wait: float,
+        self,
+        lane: Lane,
+        job: Job,
+        record: JobRecord,
+        error: SourceError,
+        now: float,
+        status: JobStatus,
+        wait: float,
     ) -> None:
         record.error = str(error)
         if not self.e.retry.may_retry(job.attempts):
             record.status = JobStatus.FAILED
             for coin in job.coins:
-                self._chain_error(coin, job.source, f"{error} (gave up after {job.attempts} attempts)")
+                self._chain_error(
+                    coin, job.source, f"{error} (gave up after {job.attempts} attempts)"
+                )
             return
         record.status = status
         self.retries += 1
         job.not_before = now + wait
         if self.deadline is not None and job.not_before >= self.deadline:
-            self._defer_job(job, f"deferred: {error}; no time left to retry before the deadline", now)
+            self._defer_job(
+                job, f"deferred: {error}; no time left to retry before the deadline", now
+            )
             return
         lane.push(job, now)
 
@@ -314,7 +354,9 @@ class Run:
                 self.states[coin.symbol].delivered(job.source, _own(got, coin, job.source))
             else:
                 failed += 1
-                error = str(got) if got is not None else f"{job.source}: no result for {coin.symbol}"
+                error = (
+                    str(got) if got is not None else f"{job.source}: no result for {coin.symbol}"
+                )
                 self._chain_error(coin, job.source, error)
         if failed:
             record.error = f"{failed} of {len(job.coins)} coins failed"
@@ -330,9 +372,19 @@ class Run:
         self._enqueue(nxt, [coin])
 
     def _defer_job(self, job: Job, reason: str, now: float) -> None:
-        self.records.append(JobRecord(job.id, job.source, job.symbols, job.attempts,
-                                      job.queued_at - self.t0, None, now - self.t0,
-                                      JobStatus.DEFERRED, reason))
+        self.records.append(
+            JobRecord(
+                job.id,
+                job.source,
+                job.symbols,
+                job.attempts,
+                job.queued_at - self.t0,
+                None,
+                now - self.t0,
+                JobStatus.DEFERRED,
+                reason,
+            )
+        )
         for coin in job.coins:
             self.states[coin.symbol].chain_deferred(f"{job.source}: {reason}")
         self._complete_ready_coins()
@@ -384,13 +436,22 @@ class Run:
         else:
             status = RunStatus.PARTIAL
         return RunSummary(
-            run_id=self.run_id, trigger=self.trigger, status=status, started_at=self.started_at,
-            duration_s=self.e.clock() - self.t0, coins_total=total,
-            coins_ok=counts[CoinStatus.OK], coins_failed=counts[CoinStatus.FAILED],
-            coins_deferred=counts[CoinStatus.DEFERRED], requests=self.requests,
-            rate_limited=self.rate_limited, retries=self.retries,
-            max_in_flight=self.max_in_flight, store_errors=self.store_errors,
-            results=self.results, jobs=self.records,
+            run_id=self.run_id,
+            trigger=self.trigger,
+            status=status,
+            started_at=self.started_at,
+            duration_s=self.e.clock() - self.t0,
+            coins_total=total,
+            coins_ok=counts[CoinStatus.OK],
+            coins_failed=counts[CoinStatus.FAILED],
+            coins_deferred=counts[CoinStatus.DEFERRED],
+            requests=self.requests,
+            rate_limited=self.rate_limited,
+            retries=self.retries,
+            max_in_flight=self.max_in_flight,
+            store_errors=self.store_errors,
+            results=self.results,
+            jobs=self.records,
         )
 
 
@@ -407,4 +468,3 @@ def _log_result(result: CoinResult) -> None:
         log.info("❌ %s Failed in %dms: %s", result.symbol, ms, result.error)
     else:
         log.info("⏸ %s Deferred: %s", result.symbol, result.error)
-

@@ -25,10 +25,17 @@ __all__ = ["SEED_COINS", "VerifyCase", "VerifyRow", "seed_cases", "verify", "ver
 
 #: The seed's 11 coins: symbol, name, simulated latency in seconds.
 SEED_COINS: tuple[tuple[str, str, float], ...] = (
-    ("BTC", "Bitcoin", 2.0), ("ETH", "Ethereum", 1.5), ("DASH", "Dash", 1.8),
-    ("DGB", "DigiByte", 2.2), ("XMR", "Monero", 1.9), ("RVN", "Ravencoin", 1.7),
-    ("XCH", "Chia", 2.1), ("XEC", "eCash", 1.6), ("XNO", "Nano", 1.4),
-    ("NEAR", "NEAR Protocol", 2.0), ("ICP", "Internet Computer", 1.8),
+    ("BTC", "Bitcoin", 2.0),
+    ("ETH", "Ethereum", 1.5),
+    ("DASH", "Dash", 1.8),
+    ("DGB", "DigiByte", 2.2),
+    ("XMR", "Monero", 1.9),
+    ("RVN", "Ravencoin", 1.7),
+    ("XCH", "Chia", 2.1),
+    ("XEC", "eCash", 1.6),
+    ("XNO", "Nano", 1.4),
+    ("NEAR", "NEAR Protocol", 2.0),
+    ("ICP", "Internet Computer", 1.8),
 )
 SOURCE = "simulated"
 
@@ -54,9 +61,9 @@ class VerifyRow:
 def seed_cases() -> list[VerifyCase]:
     """The seed's three runs."""
     return [
-        VerifyCase("sequential (max 1, 5000 ms delay)", 1, 5.0),
-        VerifyCase("concurrent (max 3)", 3),
-        VerifyCase("concurrent (max 5)", 5),
+        VerifyCase("sequential + delay", 1, 5.0),
+        VerifyCase("max 3", 3),
+        VerifyCase("max 5", 5),
     ]
 
 
@@ -68,7 +75,9 @@ def verify_coins(n: int | None = None, seed: int = 0) -> list[tuple[Coin, float]
         rng = random.Random(seed)
         low = min(lat for *_, lat in SEED_COINS)
         high = max(lat for *_, lat in SEED_COINS)
-        rows = [(f"SIM{i:05d}", f"Simulated {i}", round(rng.uniform(low, high), 3)) for i in range(n)]
+        rows = [
+            (f"SIM{i:05d}", f"Simulated {i}", round(rng.uniform(low, high), 3)) for i in range(n)
+        ]
     return [
         (Coin(symbol=s, name=name, ids={SOURCE: s.lower()}, chains=((SOURCE,),)), lat)
         for s, name, lat in rows
@@ -90,8 +99,12 @@ async def verify(
     rows: list[VerifyRow] = []
     for case in cases or seed_cases():
         source = SimulatedSource(SOURCE, latencies=latencies)
-        engine = Engine({SOURCE: source}, max_concurrency=case.max_concurrency,
-                        pause_after_job_s=case.delay_s * time_scale, sink=sink)
+        engine = Engine(
+            {SOURCE: source},
+            max_concurrency=case.max_concurrency,
+            pause_after_job_s=case.delay_s * time_scale,
+            sink=sink,
+        )
         summary = await engine.run([c for c, _ in coins], trigger="verify")
         base = rows[0].summary.duration_s if rows else summary.duration_s
         rows.append(VerifyRow(case, summary, 100.0 * (1 - summary.duration_s / base)))

@@ -1,0 +1,45 @@
+"""One collection run from settings: build sources, run the engine, close everything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from coinharvest.config import Settings
+from coinharvest.models import Coin, RunSummary
+from coinharvest.progress import ProgressSink, make_progress
+from coinharvest.sink import MemorySink, ResultSink
+from coinharvest.wiring import build_engine
+
+__all__ = ["collect_once"]
+
+
+async def collect_once(
+    settings: Settings,
+    coins: Sequence[Coin],
+    *,
+    sink: ResultSink | None = None,
+    base_urls: dict[str, str] | None = None,
+    tty: bool = False,
+    console: Console | None = None,
+    trigger: str = "manual",
+) -> RunSummary:
+    """Collect `coins` once from the sources they name; results go to `sink` as they complete.
+
+    With `tty`, a progress bar is drawn on `console` while the run goes on.
+    """
+    from coinharvest.sources.registry import build_sources
+
+    names = {src for coin in coins for chain in coin.chains for src in chain}
+    sources = build_sources(settings, names=names, base_urls=base_urls)
+    inner = sink if sink is not None else MemorySink()
+    try:
+        if not tty:
+            return await build_engine(settings, sources, inner).run(coins, trigger=trigger)
+        with make_progress(console) as progress:
+            engine = build_engine(settings, sources, ProgressSink(inner, progress))
+            return await engine.run(coins, trigger=trigger)
+    finally:
+        for source in sources.values():
+            await source.aclose()

@@ -1,0 +1,72 @@
+"""Rich renderings of results for the terminal: run summaries, verify tables, coin lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from coinharvest.models import Coin, CoinStatus, RunSummary
+from coinharvest.verify import VerifyRow
+
+__all__ = ["coins_table", "summary_table", "verify_table"]
+
+_STATUS_STYLE = {CoinStatus.OK: "green", CoinStatus.FAILED: "red", CoinStatus.DEFERRED: "yellow"}
+
+
+def summary_table(summary: RunSummary) -> Table:
+    """Per-coin results of one run, with the totals in the caption."""
+    table = Table(title=f"Run {summary.run_id}: {summary.status.value}", title_justify="left")
+    for col in ("Coin", "Status", "Time", "Attempts", "Sources", "Metrics", "Error"):
+        table.add_column(col, justify="right" if col in {"Time", "Attempts", "Metrics"} else "left")
+    for r in summary.results:
+        table.add_row(
+            r.symbol,
+            f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
+            f"{r.duration_s * 1000:.0f} ms",
+            str(r.attempts),
+            ", ".join(r.sources),
+            str(len(r.observations)),
+            r.error or "",
+        )
+    table.caption = (
+        f"{summary.coins_ok} ok, {summary.coins_failed} failed, {summary.coins_deferred} deferred "
+        f"of {summary.coins_total} in {summary.duration_s:.2f} s · {summary.requests} requests, "
+        f"{summary.rate_limited} rate-limited, {summary.retries} retries, "
+        f"max {summary.max_in_flight} in flight"
+        + (f" · {summary.store_errors} NOT STORED" if summary.store_errors else "")
+    )
+    return table
+
+
+def verify_table(rows: Sequence[VerifyRow], time_scale: float) -> Table:
+    """The concurrency verification: total time and % faster per configuration."""
+    title = "Concurrency verification" + (
+        f" (time scale {time_scale:g})" if time_scale != 1 else ""
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("Run", "Max concurrency", "Delay", "Coins ok", "Total time", "Faster"):
+        table.add_column(col, justify="left" if col == "Run" else "right")
+    for row in rows:
+        s = row.summary
+        table.add_row(
+            row.case.label,
+            str(row.case.max_concurrency),
+            f"{row.case.delay_s * time_scale * 1000:.0f} ms",
+            f"{s.coins_ok}/{s.coins_total}",
+            f"{s.duration_s:.2f} s",
+            "baseline" if row is rows[0] else f"{row.faster_pct:.1f} %",
+        )
+    return table
+
+
+def coins_table(coins: Sequence[Coin]) -> Table:
+    """The configured coins, their priorities, ids and fallback chains."""
+    table = Table(title=f"{len(coins)} coins", title_justify="left")
+    for col in ("Symbol", "Name", "Priority", "Sources (→ = fallback)", "Ids"):
+        table.add_column(col)
+    for c in coins:
+        chains = "; ".join(" → ".join(chain) for chain in c.chains)
+        ids = ", ".join(f"{src}={cid}" for src, cid in c.ids.items())
+        table.add_row(c.symbol, c.name, str(c.priority), chains, ids)
+    return table

@@ -1,0 +1,34 @@
+"""Builds the long-lived objects from settings: sources, the engine. No I/O at import time."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from coinharvest.config import Settings
+from coinharvest.engine import Engine
+from coinharvest.retry import RetryPolicy
+from coinharvest.sink import ResultSink
+from coinharvest.sources.base import Source
+
+__all__ = ["build_engine"]
+
+
+def build_engine(
+    settings: Settings, sources: Mapping[str, Source], sink: ResultSink | None = None
+) -> Engine:
+    """An engine over `sources` with every limit, batch size and retry setting from `settings`."""
+    from coinharvest.sources.registry import effective_batch_sizes, effective_limits
+
+    delay_ms = settings.delay_between_coins_ms or 0.0
+    return Engine(
+        sources,
+        max_concurrency=settings.max_collection_concurrency,
+        limits=effective_limits(settings, sources),
+        batch_sizes=effective_batch_sizes(settings, sources),
+        pause_after_job_s=delay_ms / 1000.0,
+        retry=RetryPolicy(max_attempts=settings.max_retries, rng=random.Random()),
+        # A safety net above the HTTP timeout: a source that hangs past it is a bug.
+        job_timeout_s=settings.http_timeout_seconds * 2 + 5,
+        sink=sink,
+    )

@@ -1,0 +1,77 @@
+"""The CLI as a user runs it: subprocesses, real exit statuses, real output."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "COINS_FILE"}}
+    full_env.update(env or {})
+    full_env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "coinharvest", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_verify_reproduces_the_seed_ratios_at_time_scale_005(tmp_path: Path) -> None:
+    result = run_cli("verify", "--time-scale", "0.05", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    times = {
+        m[0]: float(m[1])
+        for m in re.findall(r"│ (sequential \+ delay|max 3|max 5)\s.*?([\d.]+) s │", result.stdout)
+    }
+    assert set(times) == {"sequential + delay", "max 3", "max 5"}, result.stdout
+    # The seed: about 70 s sequential, about 5 s at max 5 (×0.05: 3.5 s and 0.25 s).
+    assert abs(times["sequential + delay"] - 3.5) <= 3.5 * 0.05
+    assert abs(times["max 5"] - 0.25) <= 0.25 * 0.10
+    faster = 1 - times["max 5"] / times["sequential + delay"]
+    assert faster >= 0.90
+    assert abs(faster - (1 - 5.0 / 70.0)) <= 0.05
+    # The seed's log lines, through the real engine.
+    assert "Processing 11 coins with max concurrency: 5" in result.stderr
+    assert "📊 Collecting Bitcoin (BTC)..." in result.stderr
+    assert re.search(r"✅ ETH Success in \d+ms", result.stderr)
+
+
+def test_help_explains_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("collect", "verify", "coins", "emulator"):
+        assert command in result.stdout
+    verify_help = run_cli("verify", "--help").stdout
+    assert "--time-scale" in verify_help and "--coins" in verify_help
+
+
+def test_bad_coins_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "coins.toml"
+    bad.write_text('[[coin]]\nsymbol = "BTC"\nname = "Bitcoin"\nids = { coinbase = "btc" }\n')
+    result = run_cli("collect", "--coins", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "coinbase" in line]
+    assert len(lines) == 1 and "line 1" in lines[0] and "BTC" in lines[0]
+
+
+def test_deprecated_delay_warns_once(tmp_path: Path) -> None:
+    result = run_cli("coins", env={"DELAY_BETWEEN_COINS_MS": "5000"}, cwd=tmp_path)
+    assert result.returncode == 0
+    result = run_cli(
+        "collect",
+        "--coins",
+        str(tmp_path / "none.toml"),
+        env={"DELAY_BETWEEN_COINS_MS": "5000"},
+        cwd=tmp_path,
+    )
+    assert result.stderr.count("DELAY_BETWEEN_COINS_MS") == 1
