@@ -1,0 +1,36 @@
+"""`.env.example` stays true: it loads as-is and documents every setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from coinharvest.config import Settings, load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
+
+
+def _env_names() -> set[str]:
+    names = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", None) if alias is not None else None
+        if isinstance(alias, str):
+            names.add(alias.upper())
+        elif choices:
+            names.update(str(c).upper() for c in choices)
+        else:
+            names.add(name.upper())
+    return names
+
+
+def test_env_example_loads_unchanged() -> None:
+    settings = load_settings(env={}, env_file=EXAMPLE)
+    assert settings.max_collection_concurrency == 5
+
+
+def test_env_example_documents_every_variable() -> None:
+    text = EXAMPLE.read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    missing = {n for n in _env_names() if n not in documented and n != "NANO_BASE_URL"}
+    assert not missing, f".env.example does not document: {sorted(missing)}"
