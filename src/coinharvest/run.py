@@ -73,6 +73,7 @@ class Run:
         self.requests = self.rate_limited = self.retries = self.store_errors = 0
         self.in_flight = self.max_in_flight = 0
         self._stopping = False
+        self._touched: set[str] = set()  # coins whose state changed since the last completion check
         self._wake: asyncio.Future[None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -148,6 +149,7 @@ class Run:
         state = self.states[coin.symbol]
         state.errors.append(error)
         state.failed = True
+        self._touched.add(coin.symbol)
 
     # ----------------------------------------------------------------- dispatching
 
@@ -352,6 +354,7 @@ class Run:
             got = answer.get(coin.symbol)
             if isinstance(got, list):
                 self.states[coin.symbol].delivered(job.source, _own(got, coin, job.source))
+                self._touched.add(coin.symbol)
             else:
                 failed += 1
                 error = (
@@ -363,6 +366,7 @@ class Run:
 
     def _chain_error(self, coin: Coin, source: str, error: str) -> None:
         state = self.states[coin.symbol]
+        self._touched.add(coin.symbol)
         nxt = next_source(coin, source)
         if nxt is None:
             state.chain_failed(source, error)
@@ -387,6 +391,7 @@ class Run:
         )
         for coin in job.coins:
             self.states[coin.symbol].chain_deferred(f"{job.source}: {reason}")
+            self._touched.add(coin.symbol)
         self._complete_ready_coins()
 
     # ----------------------------------------------------------------- completion
@@ -401,7 +406,9 @@ class Run:
             await self._store(result)
 
     def _pop_complete(self) -> list[CoinResult]:
-        done = [s for s in self.states.values() if s.complete]
+        """Take out the coins that became complete since the last call (only touched ones)."""
+        touched, self._touched = self._touched, set()
+        done = [self.states[sym] for sym in touched if sym in self.states and self.states[sym].complete]
         now = self.e.clock()
         results = []
         for state in done:
