@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
 from coinharvest.errors import ConfigError
 from coinharvest.models import RunStatus, RunSummary
+from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger, setup_logging
 
 __all__ = ["app", "main"]
@@ -75,6 +77,56 @@ def collect(coins_file: CoinsOption = None) -> None:
     summary = asyncio.run(collect_once(settings, coins, tty=out.is_terminal, console=err))
     out.print(_summary_table(summary))
     raise typer.Exit(_exit_code(summary))
+
+
+@app.command()
+def demo(coins_file: CoinsOption = None) -> None:
+    """Collect once against the built-in emulator: no internet, no configuration needed.
+
+    Starts the upstream emulator (CoinGecko, 3xpl, Blockchair, NearBlocks, Nano RPC with
+    their real limits) on a free loopback port, points every source at it, runs one
+    collection of the coins through the real engine and prints the summary table.
+    """
+    from coinharvest.demo import run_demo
+
+    settings = _settings()
+    coins = load_coins(coins_file or settings.coins_file)
+    result = asyncio.run(run_demo(settings, coins, tty=out.is_terminal, console=err))
+    out.print(_summary_table(result.summary))
+    per_upstream = ", ".join(
+        f"{name} {n}"
+        for name in ("coingecko", "3xpl", "blockchair", "nearblocks", "nano")
+        if (n := result.requests_to(name))
+    )
+    out.print(
+        f"emulator: {per_upstream} requests; {result.violations} limit violations, "
+        f"{result.rate_limited} rate-limited answers"
+    )
+    raise typer.Exit(_exit_code(result.summary))
+
+
+@app.command("sources")
+def list_sources() -> None:
+    """List every source with its effective limits, batch size, base URL and key status.
+
+    Values come from the built-in defaults and <SRC>_* settings; API keys are never shown.
+    """
+    from coinharvest.report import sources_table
+    from coinharvest.sources.registry import build_sources, effective_batch_sizes, effective_limits
+
+    settings = load_settings()
+    sources = build_sources(settings)
+    keys = {name: settings.source(name).api_key is not None for name in sources}
+    table = sources_table(
+        sources, effective_limits(settings, sources), effective_batch_sizes(settings, sources), keys
+    )
+    out.print(table)
+    asyncio.run(_close_all(sources.values()))
+
+
+async def _close_all(sources: Iterable[Source]) -> None:
+    for source in sources:
+        await source.aclose()
 
 
 @app.command()

@@ -9,7 +9,8 @@ source of the chain, failed at its last source, or deferred. Its status is then:
 - ``deferred``: no chain failed, but some could not be collected before the deadline.
 
 Observations from a fallback source (not the first of its chain) are marked
-``Confidence.MEDIUM`` unless the source already marked them lower.
+``Confidence.MEDIUM`` unless the source already marked them lower. Derived metrics
+(`coinharvest.derive`) are added to the result when the coin completes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from coinharvest.derive import derive
 from coinharvest.models import Coin, CoinResult, CoinStatus, Confidence, Observation
 
 __all__ = ["CoinState", "next_source"]
@@ -112,7 +114,7 @@ class CoinState:
             duration_s=duration,
             attempts=self.attempts,
             sources=tuple(self.sources),
-            observations=self.observations,
+            observations=self.observations + derive(self.coin.symbol, self.observations),
             errors=self.errors,
         )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.table import Table
 
-from coinharvest.models import Coin, CoinStatus, RunSummary
+from coinharvest.models import Coin, CoinStatus, RunSummary, SourceLimits
+from coinharvest.sources.base import Source
 from coinharvest.verify import VerifyRow
 
 __all__ = ["coins_table", "summary_table", "verify_table"]
@@ -70,3 +71,36 @@ def coins_table(coins: Sequence[Coin]) -> Table:
         ids = ", ".join(f"{src}={cid}" for src, cid in c.ids.items())
         table.add_row(c.symbol, c.name, str(c.priority), chains, ids)
     return table
+
+
+def sources_table(
+    sources: Mapping[str, Source],
+    limits: Mapping[str, SourceLimits],
+    batch_sizes: Mapping[str, int],
+    keys_set: Mapping[str, bool],
+) -> Table:
+    """Each source's effective limits, batch size, base URL and whether a key is set."""
+    table = Table(title="Sources (effective settings)", title_justify="left")
+    for col in ("Source", "In flight", "Min interval", "Per minute", "Batch", "Base URL", "Key"):
+        table.add_column(col, justify="right" if col in {"In flight", "Batch"} else "left")
+    for name, source in sources.items():
+        lim = limits[name]
+        per_window = "–" if lim.rate_per_window is None else str(lim.rate_per_window)
+        if lim.rate_per_window is not None and round(lim.window_s) != 60:
+            per_window += f" / {lim.window_s:g} s"
+        table.add_row(
+            name,
+            str(lim.max_concurrency),
+            f"{lim.min_interval_s * 1000:g} ms",
+            per_window,
+            str(batch_sizes[name]),
+            _base_url(source),
+            "set" if keys_set.get(name) else "–",
+        )
+    return table
+
+
+def _base_url(source: Source) -> str:
+    options = getattr(source, "options", None)
+    configured = getattr(options, "base_url", None)
+    return str(configured or getattr(source, "default_base_url", "") or "–")
