@@ -1,0 +1,242 @@
+"""Typed configuration of the emulator: limits, latency, faults and auth per upstream.
+
+The same schema is read from a TOML or JSON file (``--config``), accepted by
+``POST /__emulator__/config`` (as a *partial* document, deep-merged into the current one) and
+passed to :func:`coinharvest.emulator.run_emulator`. Example (TOML)::
+
+    seed = 7
+    universe = 500
+
+    [upstreams.coingecko.limits]
+    max_in_flight = 3
+    min_interval_ms = 2000
+    rate = 30              # starts per rolling window
+    window_s = 60
+    retry_after = 0.5      # "always", "never" or a probability
+
+    [upstreams.coingecko.faults]
+    error_503 = 0.05
+    storm = { start_s = 10, duration_s = 5, retry_after_s = 3 }
+
+Every field has a default that disables the feature (no limits, no latency, no faults, no
+key required), so ``EmulatorConfig()`` is a permissive, fast emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "FAULT_KINDS",
+    "UPSTREAMS",
+    "AuthConfig",
+    "EmulatorConfig",
+    "FaultConfig",
+    "LatencyConfig",
+    "LimitConfig",
+    "StormConfig",
+    "UpstreamConfig",
+    "UpstreamName",
+    "load_config",
+    "merge_config",
+]
+
+UpstreamName = Literal["coingecko", "3xpl", "blockchair", "nearblocks", "nano"]
+#: Upstream names, in the order they are served and reported.
+UPSTREAMS: tuple[UpstreamName, ...] = ("coingecko", "3xpl", "blockchair", "nearblocks", "nano")
+
+MAX_UNIVERSE = 20_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitConfig(_Model):
+    """Limits applied to each API key (or client IP when keyless) of one upstream.
+
+    ``None`` switches a limit off. A request that breaks any limit is rejected with the
+    upstream's rate-limit answer and counted as a violation; rejected requests do not count
+    as starts (they move neither the spacing clock nor the window nor the caps).
+    """
+
+    max_in_flight: int | None = Field(default=None, ge=1)
+    min_interval_ms: float | None = Field(default=None, ge=0)
+    rate: int | None = Field(default=None, ge=1, description="starts allowed per rolling window")
+    window_s: float = Field(default=60.0, gt=0)
+    daily_cap: int | None = Field(default=None, ge=1, description="starts per UTC day")
+    monthly_cap: int | None = Field(default=None, ge=1, description="starts per UTC month")
+    retry_after: Literal["always", "never"] | float = Field(
+        default="always", description='send Retry-After: "always", "never" or a probability'
+    )
+    status: int = Field(default=429, description="HTTP status of a rejection (Blockchair: 402/430)")
+
+    @field_validator("retry_after")
+    @classmethod
+    def _probability(cls, value: str | float) -> str | float:
+        if isinstance(value, float) and not 0.0 <= value <= 1.0:
+            raise ValueError("retry_after probability must be within [0, 1]")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _limit_status(cls, value: int) -> int:
+        if value not in (402, 429, 430, 435):
+            raise ValueError("status must be one of 402, 429, 430, 435")
+        return value
+
+    def retry_after_probability(self) -> float:
+        """Probability in [0, 1] that a rejection carries ``Retry-After``."""
+        if self.retry_after == "always":
+            return 1.0
+        if self.retry_after == "never":
+            return 0.0
+        return float(self.retry_after)
+
+
+class LatencyConfig(_Model):
+    """Delay added to every admitted request: ``fixed_ms`` plus a random jitter."""
+
+    fixed_ms: float = Field(default=0.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    distribution: Literal["uniform", "exponential", "normal"] = "uniform"
+
+
+class StormConfig(_Model):
+    """A window in which every request is answered with a rate-limit rejection.
+
+    ``start_s`` counts from the moment this storm was configured (server start, reset, or a
+    ``POST /__emulator__/config`` that changed it).
+    """
+
+    start_s: float = Field(default=0.0, ge=0)
+    duration_s: float = Field(gt=0)
+    retry_after_s: float | None = Field(
+        default=None, ge=0, description="Retry-After value; default: time left in the storm"
+    )
+
+
+#: Fault kinds, in the order their probabilities are stacked for one uniform draw.
+FAULT_KINDS = (
+    "error_500",
+    "error_502",
+    "error_503",
+    "hang",
+    "malformed_json",
+    "truncated_json",
+    "html_403",
+    "reset",
+)
+
+
+class FaultConfig(_Model):
+    """Per-request fault probabilities (their sum must not exceed 1) and a 429 storm."""
+
+    error_500: float = Field(default=0.0, ge=0, le=1)
+    error_502: float = Field(default=0.0, ge=0, le=1)
+    error_503: float = Field(default=0.0, ge=0, le=1)
+    hang: float = Field(default=0.0, ge=0, le=1)
+    hang_s: float = Field(default=30.0, gt=0, description="how long a hang lasts")
+    malformed_json: float = Field(default=0.0, ge=0, le=1)
+    truncated_json: float = Field(default=0.0, ge=0, le=1)
+    html_403: float = Field(default=0.0, ge=0, le=1)
+    reset: float = Field(default=0.0, ge=0, le=1)
+    storm: StormConfig | None = None
+
+    @model_validator(mode="after")
+    def _sum_at_most_one(self) -> FaultConfig:
+        if sum(p for _, p in self.probabilities()) > 1.0 + 1e-9:
+            raise ValueError("fault probabilities must sum to at most 1")
+        return self
+
+    def probabilities(self) -> list[tuple[str, float]]:
+        """``(fault kind, probability)`` in a fixed order, zero entries included."""
+        kinds = FAULT_KINDS
+        return [(kind, float(getattr(self, kind))) for kind in kinds]
+
+
+class AuthConfig(_Model):
+    """Which keys an upstream accepts.
+
+    ``valid_keys=None`` accepts any key. ``plan`` (CoinGecko only) is the host being
+    emulated: ``demo`` (api.coingecko.com) or ``pro`` (pro-api.coingecko.com).
+    """
+
+    key_required: bool = False
+    valid_keys: list[str] | None = None
+    plan: Literal["demo", "pro"] = "demo"
+
+
+class UpstreamConfig(_Model):
+    """Everything configurable about one upstream; ``key_limits`` overrides per API key."""
+
+    limits: LimitConfig = LimitConfig()
+    key_limits: dict[str, LimitConfig] = Field(default_factory=dict)
+    latency: LatencyConfig = LatencyConfig()
+    faults: FaultConfig = FaultConfig()
+    auth: AuthConfig = AuthConfig()
+
+    def limits_for(self, key: str) -> LimitConfig:
+        """The limits that apply to ``key`` (an API key, or ``ip:<addr>`` when keyless)."""
+        return self.key_limits.get(key, self.limits)
+
+
+def _default_upstreams() -> dict[UpstreamName, UpstreamConfig]:
+    return {name: UpstreamConfig() for name in UPSTREAMS}
+
+
+class EmulatorConfig(_Model):
+    """Top-level configuration. ``upstreams`` always holds all five upstreams."""
+
+    seed: int = 1234
+    universe: int = Field(default=0, ge=0, le=MAX_UNIVERSE, description="synthetic coins")
+    cache_s: float = Field(default=60.0, ge=0, description="data refresh period (edge cache)")
+    upstreams: dict[UpstreamName, UpstreamConfig] = Field(default_factory=_default_upstreams)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _all_upstreams(
+        cls, value: dict[UpstreamName, UpstreamConfig]
+    ) -> dict[UpstreamName, UpstreamConfig]:
+        return {name: value.get(name, UpstreamConfig()) for name in UPSTREAMS}
+
+    def upstream(self, name: UpstreamName) -> UpstreamConfig:
+        """The configuration of one upstream."""
+        return self.upstreams[name]
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_config(base: EmulatorConfig, patch: dict[str, Any]) -> EmulatorConfig:
+    """Return ``base`` with ``patch`` (a partial config document) deep-merged in.
+
+    Mappings merge key by key; any other value (including ``null`` and lists) replaces.
+
+    :raises pydantic.ValidationError: if the result is not a valid configuration.
+    """
+    return EmulatorConfig.model_validate(_deep_merge(base.model_dump(), patch))
+
+
+def load_config(path: Path, base: EmulatorConfig | None = None) -> EmulatorConfig:
+    """Read a TOML (``.toml``) or JSON file and merge it into ``base`` (default: defaults).
+
+    :raises ValueError: on an unreadable document; pydantic.ValidationError on bad values.
+    """
+    text = path.read_text(encoding="utf-8")
+    document: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the configuration must be a table/object")
+    return merge_config(base or EmulatorConfig(), document)
