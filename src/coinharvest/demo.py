@@ -16,39 +16,33 @@ from rich.console import Console
 from coinharvest.collect import collect_once
 from coinharvest.config import Settings
 from coinharvest.emulator import EmulatorConfig, run_emulator
+from coinharvest.emulator.config import LatencyConfig, UpstreamName
+from coinharvest.emulator.profiles import strict
 from coinharvest.models import Coin, RunSummary
 from coinharvest.sink import ResultSink
 
 __all__ = ["DemoResult", "demo_config", "run_demo"]
 
-#: Per upstream: the limits the real API enforces (reference/upstream-apis.md) and a latency.
-_UPSTREAMS: dict[str, dict[str, Any]] = {
-    "coingecko": {
-        "limits": {"max_in_flight": 3, "min_interval_ms": 2000, "rate": 30},
-        "latency": {"fixed_ms": 120, "jitter_ms": 60},
-    },
-    "3xpl": {
-        "limits": {"max_in_flight": 1, "min_interval_ms": 1000, "rate": 30},
-        "latency": {"fixed_ms": 90, "jitter_ms": 40},
-    },
-    "blockchair": {
-        "limits": {"max_in_flight": 2, "min_interval_ms": 2000, "rate": 30},
-        "latency": {"fixed_ms": 150, "jitter_ms": 50},
-    },
-    "nearblocks": {
-        "limits": {"max_in_flight": 1, "min_interval_ms": 10000, "rate": 6},
-        "latency": {"fixed_ms": 110, "jitter_ms": 40},
-    },
-    "nano": {
-        "limits": {"max_in_flight": 1, "min_interval_ms": 1000, "rate": 60},
-        "latency": {"fixed_ms": 60, "jitter_ms": 30},
-    },
+#: A realistic latency per upstream (fixed ms, jitter ms); the limits are `--strict`'s.
+_LATENCY_MS: dict[UpstreamName, tuple[float, float]] = {
+    "coingecko": (120, 60),
+    "3xpl": (90, 40),
+    "blockchair": (150, 50),
+    "nearblocks": (110, 40),
+    "nano": (60, 30),
 }
 
 
 def demo_config() -> EmulatorConfig:
-    """The emulator as the demo runs it: real limits, realistic latency, no faults."""
-    return EmulatorConfig.model_validate({"upstreams": _UPSTREAMS})
+    """The emulator as the demo runs it: real limits (`--strict`), realistic latency, no faults."""
+    config = strict(EmulatorConfig())
+    upstreams = {
+        name: config.upstream(name).model_copy(
+            update={"latency": LatencyConfig(fixed_ms=fixed, jitter_ms=jitter)}
+        )
+        for name, (fixed, jitter) in _LATENCY_MS.items()
+    }
+    return config.model_copy(update={"upstreams": upstreams})
 
 
 @dataclass(frozen=True, slots=True)
