@@ -75,3 +75,28 @@ def test_deprecated_delay_warns_once(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.stderr.count("DELAY_BETWEEN_COINS_MS") == 1
+
+
+def test_demo_collects_the_11_coins_through_the_emulator(tmp_path: Path) -> None:
+    result = run_cli("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "11 ok, 0 failed, 0 deferred of 11" in result.stdout
+    assert re.search(r"emulator: coingecko 1,.* requests; 0 limit violations", result.stdout)
+    assert "Processing 11 coins with max concurrency: 5" in result.stderr
+
+
+def test_sources_lists_limits_and_never_the_key(tmp_path: Path) -> None:
+    result = run_cli(
+        "sources",
+        env={"COINGECKO_API_KEY": "sekrit-123", "MAX_NANO_CONCURRENCY": "2"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sekrit" not in result.stdout + result.stderr
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    }
+    assert "set" in rows["coingecko"] and "250" in rows["coingecko"]
+    assert rows["nano"].split("│")[2].strip() == "2"
