@@ -88,15 +88,24 @@ class Run:
             self.e.sink.run_started(self.run_id, self.trigger, self.started_at, self.coins),
         )
         self._plan()
+        cancelled = False
         try:
             await self._dispatch()
-        finally:
-            if self.tasks:  # cancelled from outside: let the cancellation reach the jobs
-                for task in self.tasks:
-                    task.cancel()
-                await asyncio.gather(*self.tasks, return_exceptions=True)
-        summary = self._summary()
+        except asyncio.CancelledError:
+            # Cancelled from outside (e.g. a second SIGTERM): stop the jobs, but still
+            # record the run as interrupted before letting the cancellation through.
+            cancelled = True
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        summary = self._summary(cancelled=cancelled)
         await self._safe_sink("run_finished", self.e.sink.run_finished(summary))
+        self._log_summary(summary)
+        if cancelled:
+            raise asyncio.CancelledError
+        return summary
+
+    def _log_summary(self, summary: RunSummary) -> None:
         log.info(
             "Run %s %s: %d ok, %d failed, %d deferred of %d coins in %.2fs "
             "(%d requests, %d rate-limited, %d retries)",
@@ -111,7 +120,6 @@ class Run:
             summary.rate_limited,
             summary.retries,
         )
-        return summary
 
     def stop(self) -> None:
         """No new starts; queued jobs are deferred when the dispatcher wakes."""
@@ -408,7 +416,9 @@ class Run:
     def _pop_complete(self) -> list[CoinResult]:
         """Take out the coins that became complete since the last call (only touched ones)."""
         touched, self._touched = self._touched, set()
-        done = [self.states[sym] for sym in touched if sym in self.states and self.states[sym].complete]
+        done = [
+            self.states[sym] for sym in touched if sym in self.states and self.states[sym].complete
+        ]
         now = self.e.clock()
         results = []
         for state in done:
@@ -431,10 +441,25 @@ class Run:
 
     # ----------------------------------------------------------------- summary
 
-    def _summary(self) -> RunSummary:
+    def _summary(self, *, cancelled: bool = False) -> RunSummary:
+        # Coins still open (only when cancelled) count as deferred; nothing of them is stored.
+        for state in self.states.values():
+            self.results.append(
+                CoinResult(
+                    state.coin.symbol,
+                    state.coin.name,
+                    CoinStatus.DEFERRED,
+                    state.started_at,
+                    0.0,
+                    state.attempts,
+                    tuple(state.sources),
+                    errors=["interrupted before this coin completed"],
+                )
+            )
+        self.states.clear()
         counts = {s: sum(1 for r in self.results if r.status is s) for s in CoinStatus}
         total = len(self.results)
-        if self._stopping and counts[CoinStatus.DEFERRED]:
+        if cancelled or (self._stopping and counts[CoinStatus.DEFERRED]):
             status = RunStatus.INTERRUPTED
         elif counts[CoinStatus.OK] == total:
             status = RunStatus.COMPLETED
