@@ -20,13 +20,23 @@ Contracts:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -45,6 +55,7 @@ __all__ = [
     "SourceOverrides",
     "deprecation_warnings",
     "load_settings",
+    "plugin_env_prefix",
 ]
 
 #: Source name used inside the program → prefix of its environment variables.
@@ -76,6 +87,12 @@ NonNegativeNumber = Annotated[
     float, Field(ge=0, allow_inf_nan=False), _Allowed("a finite number ≥ 0")
 ]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$"), _Allowed("an http:// or https:// URL")]
+_SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
+PluginSpecs = Annotated[
+    str,
+    Field(pattern=rf"^\s*({_SPEC}\s*(,\s*{_SPEC}\s*)*)?$"),
+    _Allowed("comma-separated package.module:ClassName entries"),
+]
 Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), _Allowed("one of 'public', 'demo', 'pro'")]
 
 #: The environment mapping `load_settings` was given; None means `os.environ`.
@@ -163,6 +180,15 @@ class Settings(BaseSettings):
     max_retries: Count = 4
     #: CoinGecko plan: picks the host and the key header.
     coingecko_plan: Plan = "public"
+    #: Plug-in sources: ``package.module:ClassName`` entries separated by commas.
+    extra_sources: PluginSpecs = ""
+    #: Raw per-source variables (``<NAME>_*``, ``MAX_<NAME>_CONCURRENCY``) for plug-in sources.
+    _plugin_environ: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: SQLite database file, used when DATABASE_URL is unset.
+    coinharvest_db: Path = Path("coinharvest.db")
+    #: Database URL (SQLAlchemy form); wins over COINHARVEST_DB. Secret: it may hold a
+    #: password. Checked when storage opens (`coinharvest.storage.database.normalise_url`).
+    database_url: SecretStr | None = None
 
     coingecko_api_key: SecretStr | None = None
     coingecko_base_url: Url | None = None
@@ -221,7 +247,7 @@ class Settings(BaseSettings):
         """The user's overrides for source `name`; all None for a name without settings."""
         prefix = SOURCE_ENV_PREFIX.get(name)
         if prefix is None:
-            return SourceOverrides()
+            return _plugin_overrides(name, self._plugin_environ)
         p = prefix.lower()
         key: SecretStr | None = getattr(self, f"{p}_api_key")
         return SourceOverrides(
@@ -244,13 +270,73 @@ def load_settings(
         missing file is ignored; None reads no file.
     :raises ConfigError: a value is invalid; the message is one line (see module docstring).
     """
-    token = _ENVIRON.set(env if env is not None else os.environ)
+    environ = env if env is not None else os.environ
+    token = _ENVIRON.set(environ)
     try:
-        return Settings(_env_file=env_file)
+        settings = Settings(_env_file=env_file)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     finally:
         _ENVIRON.reset(token)
+    settings._plugin_environ = _source_variables(environ, env_file)
+    return settings
+
+
+def plugin_env_prefix(name: str) -> str:
+    """The variable prefix of a plug-in source: its name upper-cased, other characters ``_``."""
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+#: SourceOverrides field -> (variable name pattern, value type) for plug-in sources.
+_PLUGIN_VARIABLES: dict[str, tuple[str, Any]] = {
+    "api_key": ("{}_API_KEY", str),
+    "base_url": ("{}_BASE_URL", Url),
+    "max_concurrency": ("MAX_{}_CONCURRENCY", Count),
+    "min_interval_ms": ("{}_MIN_INTERVAL_MS", NonNegativeNumber),
+    "rate_limit_per_minute": ("{}_RATE_LIMIT_PER_MINUTE", Count),
+    "batch_size": ("{}_BATCH_SIZE", Count),
+}
+_SOURCE_VARIABLE = re.compile(
+    r"^(MAX_.+_CONCURRENCY|.+_(API_KEY|BASE_URL|MIN_INTERVAL_MS|RATE_LIMIT_PER_MINUTE|BATCH_SIZE))$"
+)
+
+
+def _source_variables(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    """Per-source variables of ``.env`` and the environment (which wins), names upper-cased."""
+    found: dict[str, str] = {}
+    layers: list[Mapping[str, str | None]] = []
+    if env_file is not None and Path(env_file).is_file():
+        layers.append(dotenv_values(env_file))
+    layers.append(environ)
+    for layer in layers:
+        for key, value in layer.items():
+            name = key.upper()
+            if value and _SOURCE_VARIABLE.match(name):
+                found[name] = value
+    return found
+
+
+def _plugin_overrides(name: str, environ: Mapping[str, str]) -> SourceOverrides:
+    """A plug-in source's overrides, validated like the built-ins' (one-line `ConfigError`)."""
+    prefix = plugin_env_prefix(name)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field_name, (pattern, kind) in _PLUGIN_VARIABLES.items():
+        variable = pattern.format(prefix)
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[field_name] = TypeAdapter(kind).validate_python(raw)
+        except ValidationError:
+            problems.append(f"{variable}={raw!r} is invalid: must be {_allowed_text_of(kind)}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return SourceOverrides(**values)
+
+
+def _allowed_text_of(kind: Any) -> str:
+    return next((a.text for a in get_args(kind) if isinstance(a, _Allowed)), "a valid value")
 
 
 def deprecation_warnings(settings: Settings) -> list[str]:

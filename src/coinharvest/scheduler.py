@@ -14,6 +14,7 @@ run; a second call cancels the run at once (it is still marked ``interrupted``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,10 +155,8 @@ class Scheduler:
         delay = when - self.clock()
         if delay <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
     async def _wind_down(self) -> None:
         task = self._run_task
