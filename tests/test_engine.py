@@ -157,3 +157,48 @@ def test_coin_with_an_unconfigured_source_fails_clearly() -> None:
     summary = run_engine([src], [coin("A", "nowhere"), coin("B", "s")])
     a = next(r for r in summary.results if r.symbol == "A")
     assert a.status is CoinStatus.FAILED and "no such source" in (a.error or "")
+
+
+def test_observer_sees_every_job_and_coin() -> None:
+    import random
+
+    from vclock import run_virtual
+
+    from coinharvest.engine import Engine
+    from coinharvest.models import CoinResult, RunSummary
+    from coinharvest.retry import RetryPolicy
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, str]] = []
+
+        def job_started(self, source: str, waited_s: float) -> None:
+            self.events.append(("start", f"{source}:{waited_s:g}"))
+
+        def job_finished(self, source: str, outcome: str, duration_s: float) -> None:
+            self.events.append(("end", f"{source}:{outcome}"))
+
+        def coin_completed(self, result: CoinResult) -> None:
+            self.events.append(("coin", result.symbol))
+
+        def run_finished(self, summary: RunSummary) -> None:
+            self.events.append(("run", summary.status.value))
+
+    src = SimulatedSource("s", default_latency=0.1, limits=SourceLimits(1, 1.0))
+    flaky = SimulatedSource("f", default_latency=0.1, rate_limit_rate=1.0, retry_after=1.0)
+    rec = Recorder()
+
+    async def go() -> None:
+        engine = Engine(
+            {"s": src, "f": flaky},
+            observer=rec,
+            retry=RetryPolicy(max_attempts=2, rng=random.Random(0)),
+        )
+        await engine.run([coin("A", "s"), coin("B", "s"), coin("C", "f")])
+
+    run_virtual(go())
+    assert ("start", "s:1") in rec.events  # B waited 1 s for its source's spacing
+    assert rec.events.count(("end", "f:429")) == 2
+    assert rec.events.count(("end", "s:200")) == 2
+    assert sorted(sym for kind, sym in rec.events if kind == "coin") == ["A", "B", "C"]
+    assert rec.events[-1] == ("run", "partial")

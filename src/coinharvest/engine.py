@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from coinharvest.limiter import Clock, SourceLimiter, loop_clock
 from coinharvest.models import Coin, RunSummary, SourceLimits
+from coinharvest.observer import EngineObserver, NullObserver
 from coinharvest.retry import RetryPolicy
 from coinharvest.run import Run
 from coinharvest.sink import MemorySink, ResultSink
@@ -51,6 +52,7 @@ class Engine:
         retry: back-off policy and attempt cap.
         job_timeout_s: safety net around one ``fetch`` (sources have their own HTTP timeouts).
         sink: receives results as they happen (default: in memory).
+        observer: told about every job and coin as it happens (metrics).
         clock: monotonic clock; defaults to the event loop's, which tests may replace.
     """
 
@@ -65,6 +67,7 @@ class Engine:
         retry: RetryPolicy | None = None,
         job_timeout_s: float | None = None,
         sink: ResultSink | None = None,
+        observer: EngineObserver | None = None,
         clock: Clock = loop_clock,
     ) -> None:
         self.sources = dict(sources)
@@ -73,6 +76,7 @@ class Engine:
         self.retry = retry or RetryPolicy(rng=random.Random())
         self.job_timeout_s = job_timeout_s
         self.sink: ResultSink = sink if sink is not None else MemorySink()
+        self.observer: EngineObserver = observer or NullObserver()
         overrides = dict(limits or {})
         self.limiters = {
             name: SourceLimiter(name, overrides.get(name, src.default_limits), clock)

@@ -69,8 +69,17 @@ class RateLimited(SourceError):
 class TransientError(SourceError):
     """A failure that may pass: timeout, connection error, 5xx. Retried with back-off."""
 
-    def __init__(self, source: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        status: int | None = None,
+    ) -> None:
         self.retry_after = retry_after
+        #: The HTTP status when there was an answer (5xx), None for timeouts and resets.
+        self.status = status
         super().__init__(source, message)
 
 

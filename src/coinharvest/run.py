@@ -99,6 +99,7 @@ class Run:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
         summary = self._summary(cancelled=cancelled)
+        self.e.observer.run_finished(summary)
         await self._safe_sink("run_finished", self.e.sink.run_finished(summary))
         self._log_summary(summary)
         if cancelled:
@@ -262,6 +263,7 @@ class Run:
             JobStatus.OK,
         )
         self.records.append(record)
+        self.e.observer.job_started(job.source, max(0.0, now - job.queued_at))
         for coin in job.coins:
             if self.states[coin.symbol].mark_started(now):
                 log.info("📊 Collecting %s (%s)...", coin.name, coin.symbol)
@@ -282,7 +284,7 @@ class Run:
 
     async def _execute(self, lane: Lane, job: Job, record: JobRecord) -> None:
         source = self.e.sources[job.source]
-        outcome: FetchResult | BaseException
+        outcome: FetchResult | BaseException | None = None  # None: cancelled mid-request
         try:
             async with asyncio.timeout(self.e.job_timeout_s):
                 outcome = await source.fetch(job.coins)
@@ -296,9 +298,15 @@ class Run:
         finally:
             now = self.e.clock()
             record.ended_s = now - self.t0
+            self.e.observer.job_finished(
+                job.source,
+                _outcome(outcome),
+                now - self.t0 - (record.started_s or 0.0),
+            )
             self.in_flight -= 1
             lane.limiter.release()
             self.e.slots.release(self._poke)
+        assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
         await self._settle(lane, job, record, outcome, now)
 
     async def _settle(
@@ -425,6 +433,7 @@ class Run:
             del self.states[state.coin.symbol]
             result = state.result(now)
             self.results.append(result)
+            self.e.observer.coin_completed(result)
             _log_result(result)
             results.append(result)
         return results
@@ -485,6 +494,22 @@ class Run:
             results=self.results,
             jobs=self.records,
         )
+
+
+def _outcome(outcome: object) -> str:
+    """The HTTP status of a finished request, or the kind of failure without one."""
+    if outcome is None:
+        return "cancelled"
+    if not isinstance(outcome, BaseException):
+        return "200"
+    if isinstance(outcome, RateLimited):
+        return "429"
+    status = getattr(outcome, "status", None)
+    if status is not None:
+        return str(status)
+    if isinstance(outcome, TransientError):
+        return "timeout" if "timed out" in str(outcome) or "no answer" in str(outcome) else "error"
+    return "error"
 
 
 def _own(observations: list[Observation], coin: Coin, source: str) -> list[Observation]:
