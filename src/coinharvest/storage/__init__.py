@@ -1,0 +1,25 @@
+"""Storage: runs, per-coin results, observations and job timelines in SQLite or PostgreSQL.
+
+- `Store` (``store.py``): the engine's `ResultSink`; one transaction per coin, idempotent,
+  retried, recovering runs left ``running`` by a crash.
+- `open_store` / `store_from_settings` / `reader` (``factory.py``): from `Settings`.
+- ``queries.py``: runs list, run detail, latest values, history, export rows.
+- ``schema.py`` + ``migrations/`` (Alembic, applied on every open) + ``migrate.py``.
+- ``commands.py``: the CLI commands; ``register(app)`` adds them to a Typer app.
+"""
+
+from __future__ import annotations
+
+from coinharvest.storage.database import database_url, open_database
+from coinharvest.storage.factory import open_store, reader, store_from_settings
+from coinharvest.storage.store import Store, WritePolicy
+
+__all__ = [
+    "Store",
+    "WritePolicy",
+    "database_url",
+    "open_database",
+    "open_store",
+    "reader",
+    "store_from_settings",
+]

@@ -1,0 +1,245 @@
+"""The storage commands of the CLI: ``runs``, ``runs show``, ``latest``, ``history``,
+``export`` and ``db upgrade``. `register(app)` adds them all to a Typer app.
+
+``runs`` is a sub-app: without a sub-command it lists runs (``runs --limit 5``), and
+``runs show ID`` shows one (a unique prefix of the id is enough).
+
+Every command reads the configured database (``DATABASE_URL``, else ``COINHARVEST_DB``),
+migrating it first. A bad setting, an unreachable or read-only database prints ONE line
+on stderr and exits with status 2. ``--json`` prints machine-readable JSON on stdout.
+Heavy imports (SQLAlchemy) happen inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json as jsonlib
+import re
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from coinharvest.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["db_app", "export", "history", "latest", "register", "runs_app"]
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only since this UTC date/time (2026-11-01, 2026-11-01T10:00) or age (7d, 12h, 30m).",
+    ),
+]
+
+runs_app = typer.Typer(
+    help="Recorded runs: without a sub-command, list the newest; `runs show ID` for one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    """Formats of `export`."""
+
+    CSV = "csv"
+    JSON = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runs`` (+ ``runs show``), ``latest``, ``history``, ``export``, ``db upgrade``."""
+    app.add_typer(runs_app, name="runs")
+    app.command("latest")(latest)
+    app.command("history")(history)
+    app.command("export")(export)
+    app.add_typer(db_app, name="db")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@runs_app.callback()
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    json: JsonOption = False,
+) -> None:
+    """List the newest runs: status, duration, coins ok/failed/deferred/not stored."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from coinharvest.storage import queries, render
+
+    rows = _with_db(lambda db: queries.list_runs(db, limit=limit))
+    _emit([r.as_dict() for r in rows] if json else render.runs_table(rows), json)
+
+
+@runs_app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of it.")],
+    json: JsonOption = False,
+) -> None:
+    """One run: per-coin results and errors, and the per-source request timeline."""
+    from coinharvest.storage import queries, render
+
+    detail = _with_db(lambda db: queries.run_detail(db, run_id))
+    if detail is None:
+        _fail(f"no run {run_id!r} (or the prefix matches several runs)")
+    _emit(detail.as_dict() if json else render.run_detail_view(detail), json)
+
+
+def latest(
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Coins to show (default: every coin).")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The latest value of every metric per coin, with its source, confidence and age."""
+    from coinharvest.storage import queries, render
+
+    rows = _with_db(lambda db: queries.latest_values(db, symbols or ()))
+    _emit([r.as_dict() for r in rows] if json else render.latest_table(rows), json)
+
+
+def history(
+    symbol: Annotated[str, typer.Argument(help="Coin symbol, e.g. BTC.")],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Metric, e.g. price_usd.")],
+    since: SinceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Every stored value of one metric of one coin, oldest first."""
+    from coinharvest.storage import queries, render
+
+    start = parse_since(since)
+    rows = _with_db(lambda db: queries.history(db, symbol, metric, since=start))
+    _emit([r.as_dict() for r in rows] if json else render.history_table(symbol, metric, rows), json)
+
+
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv or json.")] = (
+        ExportFormat.CSV
+    ),
+    since: SinceOption = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write here instead of stdout.", dir_okay=False),
+    ] = None,
+) -> None:
+    """Export every stored observation (collected since --since) as CSV or a JSON array."""
+    start = parse_since(since)
+    with _open_out(out_file) as stream:
+        count = _with_db(lambda db: _export(db, stream, fmt, start))
+    if out_file is not None:
+        err.print(f"exported {count} observations to {out_file}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration (also done automatically on every start)."""
+    from coinharvest.storage import migrate
+
+    revision = _with_db(migrate.current_revision)
+    out.print(f"database at revision {revision} (head {migrate.head_revision()})")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_since(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``7d``/``12h``/``30m`` ago, or an ISO date/time (UTC unless it says otherwise).
+
+    :raises typer.BadParameter: anything else.
+    """
+    if value is None:
+        return None
+    now = now or datetime.now(UTC)
+    if m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", value):
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]
+        return now - timedelta(**{unit: float(m.group(1))})
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: use a date (2026-11-01), a date-time (2026-11-01T10:00) or an age "
+            "(7d, 12h, 30m)",
+            param_hint="--since",
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
+    """Run `work` on a migrated engine; config/store errors: one line, exit status 2."""
+    from coinharvest.config import load_settings
+    from coinharvest.storage.factory import reader
+
+    async def go() -> T:
+        async with reader(load_settings()) as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(go())
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc))
+
+
+def _emit(payload: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(jsonlib.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.print(payload)
+
+
+@contextmanager
+def _open_out(path: Path | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+    with stream:
+        yield stream
+
+
+async def _export(
+    db: AsyncEngine, stream: IO[str], fmt: ExportFormat, since: datetime | None
+) -> int:
+    from coinharvest.storage.queries import ObservationRow, export_rows
+
+    fields = list(ObservationRow.__dataclass_fields__)
+    count = 0
+    writer = csv.DictWriter(stream, fieldnames=fields) if fmt is ExportFormat.CSV else None
+    if writer is not None:
+        writer.writeheader()
+    else:
+        stream.write("[")
+    async for row in export_rows(db, since=since):
+        if writer is not None:
+            writer.writerow(row.as_dict())
+        else:
+            stream.write(("," if count else "") + "\n  " + jsonlib.dumps(row.as_dict()))
+        count += 1
+    if writer is None:
+        stream.write("\n]\n")
+    return count

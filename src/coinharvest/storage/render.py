@@ -1,0 +1,168 @@
+"""Rich tables for the storage commands: runs, one run, latest values, a metric's history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from coinharvest.storage.queries import HistoryPoint, LatestValue, RunDetail, RunRow
+
+__all__ = ["age", "history_table", "latest_table", "run_detail_view", "runs_table"]
+
+_STYLE = {
+    "ok": "green",
+    "completed": "green",
+    "failed": "red",
+    "partial": "yellow",
+    "deferred": "yellow",
+    "interrupted": "magenta",
+    "running": "cyan",
+    "rate_limited": "yellow",
+    "retried": "yellow",
+}
+
+
+def _status(value: str) -> str:
+    style = _STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else value
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else ""
+
+
+def _secs(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else ""
+
+
+def age(seconds: float) -> str:
+    """A short human age: ``42s``, ``5m``, ``3h``, ``2d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def runs_table(rows: Sequence[RunRow]) -> Table:
+    """The runs list, newest first."""
+    table = Table(title="Runs", title_justify="left")
+    for col in (
+        "Run",
+        "Trigger",
+        "Status",
+        "Started (UTC)",
+        "Duration",
+        "Ok",
+        "Failed",
+        "Deferred",
+        "Not stored",
+        "Requests",
+        "429s",
+    ):
+        table.add_column(
+            col, justify="left" if col in {"Run", "Trigger", "Status", "Started (UTC)"} else "right"
+        )
+    for r in rows:
+        table.add_row(
+            r.run_id,
+            r.trigger,
+            _status(r.status),
+            _when(r.started_at),
+            _secs(r.duration_s),
+            str(r.coins_ok),
+            str(r.coins_failed),
+            str(r.coins_deferred),
+            f"[red]{r.coins_unsaved}[/]" if r.coins_unsaved else "0",
+            str(r.requests),
+            str(r.rate_limited),
+        )
+    return table
+
+
+def run_detail_view(detail: RunDetail) -> RenderableType:
+    """A run's header, its per-coin results and its per-source request timeline."""
+    run = detail.run
+    coins = Table(
+        title=f"Run {run.run_id} ({run.trigger}): {_status(run.status)}",
+        title_justify="left",
+        caption=(
+            f"started {_when(run.started_at)} UTC · {_secs(run.duration_s)} · "
+            f"{run.coins_ok} ok, {run.coins_failed} failed, {run.coins_deferred} deferred of "
+            f"{run.coins_total} · {run.requests} requests, {run.rate_limited} rate-limited, "
+            f"{run.retries} retries, max {run.max_in_flight} in flight"
+            + (f"\n[red]{run.error}[/]" if run.error else "")
+        ),
+    )
+    for col in ("Coin", "Status", "Time", "Attempts", "Sources", "Metrics", "Error"):
+        coins.add_column(col, justify="right" if col in {"Time", "Attempts", "Metrics"} else "left")
+    for c in detail.coins:
+        coins.add_row(
+            c.symbol,
+            _status(c.status),
+            f"{c.duration_s * 1000:.0f} ms",
+            str(c.attempts),
+            c.sources,
+            str(c.observation_count),
+            c.error or "",
+        )
+    jobs = Table(title="Request timeline (seconds from run start)", title_justify="left")
+    for col in ("Job", "Try", "Source", "Coins", "Queued", "Started", "Ended", "Status", "Error"):
+        jobs.add_column(
+            col, justify="right" if col in {"Job", "Try", "Queued", "Started", "Ended"} else "left"
+        )
+    for j in detail.jobs:
+        jobs.add_row(
+            str(j.job_id),
+            str(j.attempt),
+            j.source,
+            _short(j.symbols),
+            f"{j.queued_s:.3f}",
+            "" if j.started_s is None else f"{j.started_s:.3f}",
+            "" if j.ended_s is None else f"{j.ended_s:.3f}",
+            _status(j.status),
+            j.error or "",
+        )
+    return Group(coins, jobs)
+
+
+def latest_table(rows: Sequence[LatestValue]) -> Table:
+    """Latest value of every metric, with source, confidence and age."""
+    table = Table(title="Latest values", title_justify="left")
+    for col in ("Coin", "Metric", "Value", "Source", "Confidence", "Age", "Observed (UTC)"):
+        table.add_column(col, justify="right" if col in {"Value", "Age"} else "left")
+    for r in rows:
+        value = "" if r.value is None else f"{r.value:,.6g}"
+        table.add_row(
+            r.symbol,
+            r.metric,
+            value + (" (est.)" if r.estimated else ""),
+            r.source,
+            r.confidence,
+            age(r.age_s),
+            _when(r.observed_at),
+        )
+    return table
+
+
+def history_table(symbol: str, metric: str, rows: Sequence[HistoryPoint]) -> Table:
+    """One metric's values over time, oldest first."""
+    table = Table(title=f"{symbol} {metric}", title_justify="left")
+    for col in ("Observed (UTC)", "Value", "Source", "Confidence", "Run"):
+        table.add_column(col, justify="right" if col == "Value" else "left")
+    for r in rows:
+        table.add_row(
+            _when(r.observed_at),
+            "" if r.value is None else f"{r.value:,.6g}",
+            r.source,
+            r.confidence,
+            r.run_id,
+        )
+    return table
+
+
+def _short(symbols: str, most: int = 6) -> str:
+    names = symbols.split(",")
+    return symbols if len(names) <= most else ",".join(names[:most]) + f" +{len(names) - most}"

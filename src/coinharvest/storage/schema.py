@@ -1,0 +1,175 @@
+"""The database schema: four tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
+
+::
+
+    runs            one row per run; written at start (status ``running``), totals at the end
+    coin_results    one row per (run, coin); written with the coin's observations, in one
+                    transaction, the moment the coin completes
+    observations    one row per (run, coin, source, metric); the values themselves
+    job_events      one row per (run, job, attempt): the per-source request timeline
+
+Keys make every write idempotent: a retried write hits the same primary/unique key and is
+ignored or updated instead of duplicated. Timestamps are timezone-aware UTC in Python on
+both backends (`UTCDateTime`).
+
+Indexes serve the two hot reads: "latest value per coin and metric"
+(``ix_observations_symbol_metric_observed``) and "history of one metric" (the same index,
+range-scanned by ``observed_at``); ``ix_runs_started`` serves the runs list.
+
+This module is the *current* shape; the migrations in ``migrations/versions`` build it, and a
+test checks that a migrated database matches `metadata`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UTCDateTime", "coin_results", "job_events", "metadata", "observations", "runs"]
+
+#: Constraint names are fixed so migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: A 64-bit autoincrement key on PostgreSQL, SQLite's rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; ``timestamptz`` on PostgreSQL, naive UTC text on SQLite.
+
+    Binding a naive datetime is refused (ValueError): every time in coinharvest is aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: coinharvest stores aware UTC times")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("trigger", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("duration_s", Float),
+    Column("coins_total", Integer, nullable=False),
+    Column("coins_ok", Integer, nullable=False, default=0),
+    Column("coins_failed", Integer, nullable=False, default=0),
+    Column("coins_deferred", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("rate_limited", Integer, nullable=False, default=0),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("max_in_flight", Integer, nullable=False, default=0),
+    Column("store_errors", Integer, nullable=False, default=0),
+    #: Coins of this run that could not be written (revision 0002), 0 when all were.
+    Column("coins_unsaved", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("error", Text),
+    #: ``host:pid`` of the process that wrote the run: recovery interrupts only dead owners.
+    Column("owner", String(255)),
+    Index(None, "started_at"),
+)
+
+coin_results = Table(
+    "coin_results",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("duration_s", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    #: Sources that answered for this coin, comma-separated in the order asked.
+    Column("sources", Text, nullable=False),
+    Column("error", Text),
+    #: How many observations were written with this row: "stored whole" is checkable.
+    Column("observation_count", Integer, nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("run_id", "symbol"),
+    ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+    Index(None, "symbol", "run_id"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float),
+    Column("observed_at", UTCDateTime(), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("confidence", String(8), nullable=False),
+    Column("estimated", Boolean, nullable=False, default=False),
+    UniqueConstraint("run_id", "symbol", "source", "metric"),
+    ForeignKeyConstraint(
+        ["run_id", "symbol"], ["coin_results.run_id", "coin_results.symbol"], ondelete="CASCADE"
+    ),
+    # Latest value per (coin, metric) and the history of one metric: both read this index.
+    Index(None, "symbol", "metric", "observed_at"),
+    # Export --since (revision 0002).
+    Index(None, "collected_at"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("job_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    #: Coins of the job, comma-separated.
+    Column("symbols", Text, nullable=False),
+    Column("queued_s", Float, nullable=False),
+    Column("started_s", Float),
+    Column("ended_s", Float),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    PrimaryKeyConstraint("run_id", "job_id", "attempt"),
+    ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+)

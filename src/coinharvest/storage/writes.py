@@ -1,0 +1,234 @@
+"""The statements a `Store` writes, each idempotent, each on a connection in a transaction.
+
+Every write is an upsert on the row's natural key, so running it twice (a retry after a
+lost acknowledgement, a re-run of the end-of-run flush) leaves exactly one row:
+
+- run row: key ``run_id``; `insert_run` ignores an existing row, `finish_run` overwrites
+  the totals;
+- coin: key ``(run_id, symbol)``; `write_coin` upserts the result row and then every
+  observation on ``(run_id, symbol, source, metric)``, in the caller's one transaction;
+- jobs: key ``(run_id, job_id, attempt)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from coinharvest.models import CoinResult, CoinStatus, JobRecord, RunStatus, RunSummary
+from coinharvest.storage.schema import coin_results, job_events, observations, runs
+
+__all__ = [
+    "RunStart",
+    "finish_run",
+    "insert_run",
+    "interrupt_runs",
+    "probe_writable",
+    "running_runs",
+    "write_coin",
+    "write_jobs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What is known of a run when it starts: enough to write its row at any later moment."""
+
+    run_id: str
+    trigger: str
+    started_at: datetime
+    coins_total: int
+    owner: str
+
+
+def _upsert(
+    conn: AsyncConnection, table: Table, keys: Sequence[str], update_cols: Sequence[str]
+) -> Any:
+    """INSERT .. ON CONFLICT (keys) DO UPDATE (or NOTHING); built once per shape and dialect.
+
+    Building ``excluded`` columns costs more than executing on SQLite, hence the cache.
+    """
+    return _upsert_for(conn.dialect.name, table, tuple(keys), tuple(update_cols))
+
+
+@functools.cache
+def _upsert_for(
+    dialect: str, table: Table, keys: tuple[str, ...], update_cols: tuple[str, ...]
+) -> Any:
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    if not update_cols:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
+    )
+
+
+def _run_values(start: RunStart) -> dict[str, Any]:
+    return {
+        "run_id": start.run_id,
+        "trigger": start.trigger,
+        "status": RunStatus.RUNNING.value,
+        "started_at": start.started_at,
+        "coins_total": start.coins_total,
+        "coins_ok": 0,
+        "coins_failed": 0,
+        "coins_deferred": 0,
+        "requests": 0,
+        "rate_limited": 0,
+        "retries": 0,
+        "max_in_flight": 0,
+        "store_errors": 0,
+        "coins_unsaved": 0,
+        "owner": start.owner,
+    }
+
+
+async def insert_run(conn: AsyncConnection, start: RunStart) -> None:
+    """The run's row with status ``running``; an existing row is left as it is."""
+    await conn.execute(_upsert(conn, runs, ["run_id"], []), [_run_values(start)])
+
+
+async def write_coin(
+    conn: AsyncConnection, run_id: str, result: CoinResult, stored_at: datetime
+) -> None:
+    """One coin: its result row and all its observations (call inside one transaction).
+
+    Observations repeating a ``(source, metric)`` keep the last one, as a retry would.
+    """
+    unique = {(o.source, o.metric): o for o in result.observations}
+    row = {
+        "run_id": run_id,
+        "symbol": result.symbol,
+        "name": result.name,
+        "status": result.status.value,
+        "started_at": result.started_at,
+        "duration_s": result.duration_s,
+        "attempts": result.attempts,
+        "sources": ",".join(result.sources),
+        "error": result.error,
+        "observation_count": len(unique),
+        "stored_at": stored_at,
+    }
+    keys = ["run_id", "symbol"]
+    await conn.execute(_upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
+    if not unique:
+        return
+    obs_rows = [
+        {
+            "run_id": run_id,
+            "symbol": result.symbol,
+            "source": o.source,
+            "metric": o.metric,
+            "value": o.value,
+            "observed_at": o.observed_at,
+            "collected_at": stored_at,
+            "confidence": o.confidence.value,
+            "estimated": o.estimated,
+        }
+        for o in unique.values()
+    ]
+    obs_keys = ["run_id", "symbol", "source", "metric"]
+    obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
+    await conn.execute(_upsert(conn, observations, obs_keys, obs_update), obs_rows)
+
+
+async def write_jobs(conn: AsyncConnection, run_id: str, jobs: Sequence[JobRecord]) -> None:
+    """The run's job timeline (one row per attempt)."""
+    if not jobs:
+        return
+    rows = [
+        {
+            "run_id": run_id,
+            "job_id": j.job_id,
+            "attempt": j.attempt,
+            "source": j.source,
+            "symbols": ",".join(j.symbols),
+            "queued_s": j.queued_s,
+            "started_s": j.started_s,
+            "ended_s": j.ended_s,
+            "status": j.status.value,
+            "error": j.error,
+        }
+        for j in jobs
+    ]
+    keys = ["run_id", "job_id", "attempt"]
+    cols = ["source", "symbols", "queued_s", "started_s", "ended_s", "status", "error"]
+    await conn.execute(_upsert(conn, job_events, keys, cols), rows)
+
+
+async def finish_run(
+    conn: AsyncConnection,
+    start: RunStart,
+    summary: RunSummary,
+    *,
+    status: RunStatus,
+    finished_at: datetime,
+    unsaved: int,
+    error: str | None,
+) -> None:
+    """The run row's final totals and status (inserting the row if the start was lost)."""
+    values = _run_values(start) | {
+        "status": status.value,
+        "finished_at": finished_at,
+        "duration_s": summary.duration_s,
+        "coins_total": summary.coins_total,
+        "coins_ok": summary.coins_ok,
+        "coins_failed": summary.coins_failed,
+        "coins_deferred": summary.coins_deferred,
+        "requests": summary.requests,
+        "rate_limited": summary.rate_limited,
+        "retries": summary.retries,
+        "max_in_flight": summary.max_in_flight,
+        "store_errors": summary.store_errors,
+        "coins_unsaved": unsaved,
+        "error": error,
+    }
+    cols = [k for k in values if k not in {"run_id", "started_at", "trigger", "owner"}]
+    await conn.execute(_upsert(conn, runs, ["run_id"], cols), [values])
+
+
+async def running_runs(conn: AsyncConnection) -> Mapping[str, tuple[str | None, datetime]]:
+    """Runs whose row still says ``running``: run id → (owner, started_at)."""
+    rows = await conn.execute(
+        select(runs.c.run_id, runs.c.owner, runs.c.started_at).where(
+            runs.c.status == RunStatus.RUNNING.value
+        )
+    )
+    return {r.run_id: (r.owner, r.started_at) for r in rows}
+
+
+async def interrupt_runs(conn: AsyncConnection, run_ids: Sequence[str], reason: str) -> None:
+    """Mark `run_ids` ``interrupted``, with their coin totals counted from what was stored."""
+    if not run_ids:
+        return
+
+    def count(status: CoinStatus) -> Any:
+        return (
+            select(func.count())
+            .where(coin_results.c.run_id == runs.c.run_id, coin_results.c.status == status.value)
+            .scalar_subquery()
+        )
+
+    await conn.execute(
+        update(runs)
+        .where(runs.c.run_id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
+        .values(
+            status=RunStatus.INTERRUPTED.value,
+            coins_ok=count(CoinStatus.OK),
+            coins_failed=count(CoinStatus.FAILED),
+            coins_deferred=count(CoinStatus.DEFERRED),
+            error=func.coalesce(runs.c.error, reason),
+        )
+    )
+
+
+async def probe_writable(conn: AsyncConnection) -> None:
+    """A write that changes nothing: fails on a read-only database or transaction."""
+    await conn.execute(update(runs).where(runs.c.run_id.is_(None)).values(status=runs.c.status))

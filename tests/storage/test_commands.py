@@ -1,0 +1,189 @@
+"""The storage commands through Typer: output, JSON, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import T0, minutes, result
+from typer.testing import CliRunner
+
+from coinharvest.config import load_settings
+from coinharvest.errors import StoreError
+from coinharvest.storage import Store, open_store
+from coinharvest.storage.commands import parse_since, register
+
+runner = CliRunner()
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("DATABASE_URL", "COINHARVEST_DB"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def invoke(*args: str, **env: str) -> tuple[int, str, str]:
+    res = runner.invoke(make_app(), list(args), env={"COLUMNS": "200", **env})
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture
+def filled_db(tmp_path: Path) -> str:
+    db = tmp_path / "filled.db"
+
+    async def fill() -> None:
+        async with await Store.from_url(f"sqlite+aiosqlite:///{db}") as store:
+            await store.run_started("run0001", "manual", T0, [])
+            await store.coin_completed("run0001", result("BTC", 3, value=91234.5))
+            await store.coin_completed("run0001", result("ETH", 2, at=T0 + minutes(1)))
+
+    asyncio.run(fill())
+    return str(db)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+def test_runs_latest_history_export(filled_db: str, tmp_path: Path) -> None:
+    env = {"COINHARVEST_DB": filled_db}
+    code, out, _ = invoke("runs", **env)
+    assert code == 0 and "run0001" in out and "running" in out
+    code, out, _ = invoke("runs", "--json", "--limit", "1", **env)
+    assert code == 0 and json.loads(out)[0]["run_id"] == "run0001"
+    code, out, _ = invoke("runs", "show", "run0", **env)
+    assert code == 0 and "BTC" in out and "Request timeline" in out
+    code, out, _ = invoke("latest", "btc", **env)
+    assert code == 0 and "91,234.5" in out and "ETH" not in out
+    code, out, _ = invoke("latest", "--json", **env)
+    got = json.loads(out)
+    assert {(r["symbol"], r["metric"]) for r in got} == {
+        ("BTC", "m0"),
+        ("BTC", "m1"),
+        ("BTC", "m2"),
+        ("ETH", "m0"),
+        ("ETH", "m1"),
+    }
+    assert all(r["source"] == "coingecko" and r["confidence"] == "high" for r in got)
+    code, out, _ = invoke(
+        "history", "BTC", "--metric", "m1", "--since", "2026-11-01", "--json", **env
+    )
+    assert code == 0 and [p["value"] for p in json.loads(out)] == [91235.5]
+    target = tmp_path / "out.csv"
+    code, _, err = invoke("export", "--format", "csv", "--out", str(target), **env)
+    assert code == 0 and "exported 5 observations" in err
+    assert len(list(csv.DictReader(target.open()))) == 5
+    code, out, _ = invoke("export", "--format", "json", "--since", "1d", **env)
+    assert code == 0 and len(json.loads(out)) == 5
+    code, out, _ = invoke("db", "upgrade", **env)
+    assert code == 0 and "revision 0002" in out
+
+
+def test_unknown_run_and_bad_since_exit_2(filled_db: str) -> None:
+    code, _, err = invoke("runs", "show", "nope", COINHARVEST_DB=filled_db)
+    assert code == 2 and "no run 'nope'" in err
+    code, _, err = invoke(
+        "history", "BTC", "-m", "m0", "--since", "last tuesday", COINHARVEST_DB=filled_db
+    )
+    assert code == 2 and "--since" in err
+
+
+def test_parse_since() -> None:
+    assert parse_since("2h", now=T0) == T0 - minutes(120)
+    assert parse_since("2026-11-28T10:00", now=T0) == T0
+    assert parse_since("2026-11-28T11:00+01:00") == T0
+    assert parse_since(None) is None
+
+
+# --------------------------------------------------------------------------- bad databases
+
+
+def one_error_line(code: int, out: str, err: str) -> str:
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_unreachable_postgresql_is_one_line_without_the_password() -> None:
+    url = f"postgresql+asyncpg://app:s3cret@127.0.0.1:{free_port()}/coins"
+    line = one_error_line(*invoke("runs", DATABASE_URL=url))
+    assert "cannot open database postgresql+asyncpg://app:***@127.0.0.1" in line
+    assert "s3cret" not in line
+
+
+def test_read_only_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "ro.db").touch()
+    url = f"sqlite+aiosqlite:///file:{tmp_path / 'ro.db'}?mode=ro&uri=true"
+    line = one_error_line(*invoke("db", "upgrade", DATABASE_URL=url))
+    assert "readonly database" in line or "read-only" in line
+
+
+def test_missing_directory_is_one_line(tmp_path: Path) -> None:
+    line = one_error_line(*invoke("latest", COINHARVEST_DB=str(tmp_path / "no" / "x.db")))
+    assert "does not exist" in line
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u:pw@h/db", "DATABASE_URL='mysql://u:***@h/db' is invalid"),
+        ("not a url", "is not a valid database URL"),
+        ("postgresql+psycopg2://u@h/db", "use the async driver postgresql+asyncpg://"),
+    ],
+)
+def test_bad_database_url_is_one_line(url: str, says: str) -> None:
+    assert says in one_error_line(*invoke("runs", DATABASE_URL=url))
+
+
+async def test_open_store_refuses_a_read_only_database(filled_db: str) -> None:
+    url = f"sqlite+aiosqlite:///file:{filled_db}?mode=ro&uri=true"
+    settings = load_settings({"DATABASE_URL": url}, env_file=None)
+    with pytest.raises(StoreError, match="is not writable: attempt to write a readonly") as info:
+        await open_store(settings)
+    assert "\n" not in str(info.value)
+
+
+def _wired() -> bool:
+    from coinharvest.cli import app
+
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    return {"runs", "latest"} <= names
+
+
+@pytest.mark.skipif(not _wired(), reason="cli.py does not register the storage commands yet")
+def test_cli_unreachable_database_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "COINHARVEST_DB"}}
+    env["DATABASE_URL"] = f"postgresql+asyncpg://app@127.0.0.1:{free_port()}/coins"
+    proc = subprocess.run(
+        [sys.executable, "-m", "coinharvest", "runs"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "cannot open database" in proc.stderr

@@ -1,0 +1,76 @@
+"""SIGKILL in the middle of a run: completed coins survive whole, none is stored half, and
+the run reads ``interrupted`` once a store opens the database again."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from coinharvest.storage import Store, queries
+
+HELPER = Path(__file__).with_name("killable_run.py")
+N = 120
+
+
+async def test_sigkill_mid_run_keeps_whole_coins_and_marks_the_run(tmp_path: Path) -> None:
+    db_file = tmp_path / "killed.db"
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), str(db_file), str(N)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    announced: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(announced) < 25 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("stored "):
+                announced.append(line.split()[1])
+        assert len(announced) >= 25, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    announced += [ln.split()[1] for ln in rest.splitlines() if ln.startswith("stored ")]
+    assert "finished" not in rest, "the kill landed after the run: make the run longer"
+    assert proc.returncode == -signal.SIGKILL
+
+    async with await Store.from_url(f"sqlite+aiosqlite:///{db_file}") as store:
+        async with store.engine.connect() as conn:
+            coins = {
+                r.symbol: (r.observation_count, r.n)
+                for r in await conn.execute(
+                    text(
+                        "SELECT c.symbol, c.observation_count, "
+                        "(SELECT count(*) FROM observations o WHERE o.run_id = c.run_id "
+                        " AND o.symbol = c.symbol) AS n FROM coin_results c"
+                    )
+                )
+            }
+            orphans = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM observations o WHERE NOT EXISTS (SELECT 1 FROM "
+                        "coin_results c WHERE c.run_id = o.run_id AND c.symbol = o.symbol)"
+                    )
+                )
+            ).scalar_one()
+        runs = await queries.list_runs(store.engine)
+    assert set(announced) <= set(coins), "a coin reported stored was lost"
+    assert len(coins) < N, "the kill landed after every coin was stored"
+    # Whole, never half: every coin has all its observations (8 fetched + any derived ones).
+    assert all(count == n >= 8 for count, n in coins.values()), coins
+    assert orphans == 0
+    assert len(runs) == 1 and runs[0].status == "interrupted"
+    assert runs[0].coins_ok == len(coins)
