@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -83,6 +84,40 @@ def test_demo_collects_the_11_coins_through_the_emulator(tmp_path: Path) -> None
     assert "11 ok, 0 failed, 0 deferred of 11" in result.stdout
     assert re.search(r"emulator: coingecko 1,.* requests; 0 limit violations", result.stdout)
     assert "Processing 11 coins with max concurrency: 5" in result.stderr
+    # Stored the moment each coin finished: `latest` shows all 11 from the demo's database.
+    latest = run_cli("latest", "--json", cwd=tmp_path)
+    assert latest.returncode == 0, latest.stderr
+    symbols = {row["symbol"] for row in json.loads(latest.stdout)}
+    assert symbols == {
+        "BTC",
+        "ETH",
+        "DASH",
+        "DGB",
+        "XMR",
+        "RVN",
+        "XCH",
+        "XEC",
+        "XNO",
+        "NEAR",
+        "ICP",
+    }
+    # Stored the moment each coin finished: `latest` shows all 11 from the demo's database.
+    latest = run_cli("latest", "--json", cwd=tmp_path)
+    assert latest.returncode == 0, latest.stderr
+    symbols = {row["symbol"] for row in json.loads(latest.stdout)}
+    assert symbols == {
+        "BTC",
+        "ETH",
+        "DASH",
+        "DGB",
+        "XMR",
+        "RVN",
+        "XCH",
+        "XEC",
+        "XNO",
+        "NEAR",
+        "ICP",
+    }
 
 
 def test_sources_lists_limits_and_never_the_key(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from coinharvest import __version__
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
-from coinharvest.errors import ConfigError
+from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import RunStatus, RunSummary
 from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger, setup_logging
@@ -188,21 +188,21 @@ def _summary_table(summary: RunSummary) -> object:
     return summary_table(summary)
 
 
-def _register_optional_commands() -> None:
-    try:
-        from coinharvest.emulator.command import emulator
-    except ImportError:  # pragma: no cover - emulator package always ships
-        return
+def _register_commands() -> None:
+    from coinharvest.emulator.command import emulator
+    from coinharvest.storage.commands import register as register_storage
+
+    register_storage(app)
     app.command("emulator")(emulator)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main() -> None:
     """Entry point: run the app; configuration errors become one line and exit status 2."""
     try:
         app()
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

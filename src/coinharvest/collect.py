@@ -9,7 +9,7 @@ from rich.console import Console
 from coinharvest.config import Settings
 from coinharvest.models import Coin, RunSummary
 from coinharvest.progress import ProgressSink, make_progress
-from coinharvest.sink import MemorySink, ResultSink
+from coinharvest.sink import ResultSink
 from coinharvest.wiring import build_engine
 
 __all__ = ["collect_once"]
@@ -19,7 +19,7 @@ async def collect_once(
     settings: Settings,
     coins: Sequence[Coin],
     *,
-    sink: ResultSink | None = None,
+    sink: ResultSink | None = None,  # None: the configured store (DATABASE_URL/COINHARVEST_DB)
     base_urls: dict[str, str] | None = None,
     tty: bool = False,
     console: Console | None = None,
@@ -29,11 +29,26 @@ async def collect_once(
 
     With `tty`, a progress bar is drawn on `console` while the run goes on.
     """
+    if sink is None:
+        from coinharvest.storage.factory import store_from_settings
+
+        async with store_from_settings(settings) as store:
+            summary = await collect_once(
+                settings,
+                coins,
+                sink=store,
+                base_urls=base_urls,
+                tty=tty,
+                console=console,
+                trigger=trigger,
+            )
+            summary.coins_unsaved = len(store.unsaved(summary.run_id))
+            return summary
     from coinharvest.sources.registry import build_sources
 
     names = {src for coin in coins for chain in coin.chains for src in chain}
     sources = build_sources(settings, names=names, base_urls=base_urls)
-    inner = sink if sink is not None else MemorySink()
+    inner = sink
     try:
         if not tty:
             return await build_engine(settings, sources, inner).run(coins, trigger=trigger)

@@ -87,6 +87,7 @@ NonNegativeNumber = Annotated[
     float, Field(ge=0, allow_inf_nan=False), _Allowed("a finite number ≥ 0")
 ]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$"), _Allowed("an http:// or https:// URL")]
+Port = Annotated[int, Field(ge=0, le=65535), _Allowed("an integer from 0 to 65535")]
 _SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 PluginSpecs = Annotated[
     str,
@@ -189,6 +190,19 @@ class Settings(BaseSettings):
     #: Database URL (SQLAlchemy form); wins over COINHARVEST_DB. Secret: it may hold a
     #: password. Checked when storage opens (`coinharvest.storage.database.normalise_url`).
     database_url: SecretStr | None = None
+
+    #: Service mode (``coinharvest run`` / ``serve``): address of the HTTP API and dashboard.
+    http_host: str = "127.0.0.1"
+    #: TCP port of the HTTP API and dashboard; 0 = any free port (logged at start-up).
+    http_port: Port = 8000
+    #: Deadline of one scheduled run; None = 90 % of COLLECTION_INTERVAL_MINUTES.
+    run_timeout_minutes: PositiveNumber | None = None
+    #: Random delay of up to this many seconds added to every scheduled tick.
+    collection_jitter_seconds: NonNegativeNumber = 0.0
+    #: On SIGINT/SIGTERM, how long in-flight jobs may take to finish and be stored.
+    shutdown_grace_seconds: NonNegativeNumber = 20.0
+    #: Bearer token for ``POST /api/runs``; unset = that endpoint does not exist.
+    coinharvest_api_token: SecretStr | None = None
 
     coingecko_api_key: SecretStr | None = None
     coingecko_base_url: Url | None = None

@@ -164,6 +164,7 @@ class RunSummary:
     rate_limited: int
     retries: int
     max_in_flight: int
-    store_errors: int = 0
+    store_errors: int = 0  # sink calls that raised (some may have been saved later)
+    coins_unsaved: int = 0  # coins the store finally could not write (filled by the caller)
     results: list[CoinResult] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)

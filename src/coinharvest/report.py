@@ -35,7 +35,7 @@ def summary_table(summary: RunSummary) -> Table:
         f"of {summary.coins_total} in {summary.duration_s:.2f} s · {summary.requests} requests, "
         f"{summary.rate_limited} rate-limited, {summary.retries} retries, "
         f"max {summary.max_in_flight} in flight"
-        + (f" · {summary.store_errors} NOT STORED" if summary.store_errors else "")
+        + (f" · {summary.coins_unsaved} coins NOT STORED" if summary.coins_unsaved else "")
     )
     return table
 
