@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from dotenv import dotenv_values
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BeforeValidator,
     Field,
@@ -88,6 +89,22 @@ NonNegativeNumber = Annotated[
 ]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$"), _Allowed("an http:// or https:// URL")]
 Port = Annotated[int, Field(ge=0, le=65535), _Allowed("an integer from 0 to 65535")]
+Host = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+$"), _Allowed("a host name or an IP address")
+]
+
+
+def _check_token(value: SecretStr) -> SecretStr:
+    if not re.fullmatch(r"[!-~]{16,}", value.get_secret_value()):
+        raise ValueError("weak or malformed token")
+    return value
+
+
+Token = Annotated[
+    SecretStr,
+    AfterValidator(_check_token),
+    _Allowed("at least 16 printable characters without spaces"),
+]
 _SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 PluginSpecs = Annotated[
     str,
@@ -192,7 +209,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
 
     #: Service mode (``coinharvest run`` / ``serve``): address of the HTTP API and dashboard.
-    http_host: str = "127.0.0.1"
+    http_host: Host = "127.0.0.1"
     #: TCP port of the HTTP API and dashboard; 0 = any free port (logged at start-up).
     http_port: Port = 8000
     #: Deadline of one scheduled run; None = 90 % of COLLECTION_INTERVAL_MINUTES.
@@ -202,7 +219,7 @@ class Settings(BaseSettings):
     #: On SIGINT/SIGTERM, how long in-flight jobs may take to finish and be stored.
     shutdown_grace_seconds: NonNegativeNumber = 20.0
     #: Bearer token for ``POST /api/runs``; unset = that endpoint does not exist.
-    coinharvest_api_token: SecretStr | None = None
+    coinharvest_api_token: Token | None = None
 
     coingecko_api_key: SecretStr | None = None
     coingecko_base_url: Url | None = None
@@ -375,7 +392,13 @@ def _describe_one(error: Mapping[str, Any]) -> str:
     info = _field_for(loc)
     allowed = _allowed_text(info) if info is not None else None
     reason = f"must be {allowed}" if allowed else str(error["msg"]).splitlines()[0]
-    return f"{_env_name(loc, info)}={error['input']!r} is invalid: {reason}"
+    shown = "'***'" if info is not None and _is_secret(info) else repr(error["input"])
+    return f"{_env_name(loc, info)}={shown} is invalid: {reason}"
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    """Whether the field holds a secret, whose value an error message must not show."""
+    return "SecretStr" in repr(info.annotation)
 
 
 def _env_name(loc: str, info: FieldInfo | None) -> str:
