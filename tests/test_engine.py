@@ -202,3 +202,12 @@ def test_observer_sees_every_job_and_coin() -> None:
     assert rec.events.count(("end", "s:200")) == 2
     assert sorted(sym for kind, sym in rec.events if kind == "coin") == ["A", "B", "C"]
     assert rec.events[-1] == ("run", "partial")
+
+
+def test_coins_falling_back_together_share_one_batched_job() -> None:
+    first = SimulatedSource("first", failure_rate=1.0, batch_size=10)
+    second = SimulatedSource("second", batch_size=10)
+    coins = [coin(f"C{i}", chain=("first", "second")) for i in range(5)]
+    summary = run_engine([first, second], coins, max_attempts=1)
+    assert summary.coins_ok == 5
+    assert len(second.calls) == 1 and len(second.calls[0][1]) == 5

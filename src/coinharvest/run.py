@@ -73,6 +73,7 @@ class Run:
         self.requests = self.rate_limited = self.retries = self.store_errors = 0
         self.in_flight = self.max_in_flight = 0
         self._stopping = False
+        self._fallbacks: dict[str, list[Coin]] = {}  # next source -> coins falling back to it
         self._touched: set[str] = set()  # coins whose state changed since the last completion check
         self._wake: asyncio.Future[None] | None = None
 
@@ -138,6 +139,7 @@ class Run:
                 by_source.setdefault(chain[0], []).append(coin)
         for source, coins in by_source.items():
             self._enqueue(source, coins)
+        self._flush_fallbacks()
         self._complete_ready_coins()
 
     def _enqueue(self, source: str, coins: list[Coin]) -> None:
@@ -334,6 +336,7 @@ class Run:
                 self._chain_error(coin, job.source, str(outcome))
         else:
             self._deliver(job, record, outcome)
+        self._flush_fallbacks()
         await self._complete_ready_coins_async()
 
     def _retry_or_give_up(
@@ -389,7 +392,14 @@ class Run:
             return
         state.note_fallback(source, error)
         log.info("↪ %s: %s failed, asking %s", coin.symbol, source, nxt)
-        self._enqueue(nxt, [coin])
+        self._fallbacks.setdefault(nxt, []).append(coin)
+
+    def _flush_fallbacks(self) -> None:
+        """Queue the coins that fell back, batched per next source (one job, not one each)."""
+        while self._fallbacks:
+            pending, self._fallbacks = self._fallbacks, {}
+            for source, coins in pending.items():
+                self._enqueue(source, coins)
 
     def _defer_job(self, job: Job, reason: str, now: float) -> None:
         self.records.append(
