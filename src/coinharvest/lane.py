@@ -32,6 +32,7 @@ class Job:
     attempts: int = 0
     not_before: float = float("-inf")
     queued_at: float = 0.0
+    started_at: float = 0.0  # clock time of the current attempt's committed start
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

@@ -23,7 +23,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import bisect
 from collections.abc import Callable
 
 from coinharvest.models import SourceLimits
@@ -75,8 +75,8 @@ class SourceLimiter:
         self.in_flight = 0
         self.cooldown_until = float("-inf")
         self._last_start: float | None = None
-        # Start times inside the current window, oldest first (the sliding log).
-        self._starts: deque[float] = deque()
+        # Start times inside the current window, sorted (the sliding log; at most N entries).
+        self._starts: list[float] = []
 
     def __repr__(self) -> str:
         return (
@@ -116,7 +116,7 @@ class SourceLimiter:
         self.in_flight += 1
         self._last_start = now
         if self.limits.rate_per_window is not None:
-            self._starts.append(now)
+            bisect.insort(self._starts, now)
         return True
 
     def release(self) -> None:
@@ -125,12 +125,28 @@ class SourceLimiter:
             raise RuntimeError(f"{self.name}: release() without a matching start")
         self.in_flight -= 1
 
+    def restamp(self, started: float, sent: float) -> None:
+        """A request committed at `started` actually left at `sent` (≥ `started`).
+
+        Counting spacing and the window from the real send time keeps the limits true at the
+        server even when the client's event loop was slow to send: later starts wait longer,
+        never less.
+        """
+        if sent <= started:
+            return
+        if self._last_start is not None:
+            self._last_start = max(self._last_start, sent)
+        i = bisect.bisect_left(self._starts, started)
+        if i < len(self._starts) and self._starts[i] == started:
+            del self._starts[i]
+            bisect.insort(self._starts, sent)
+
     def cool_down(self, until: float) -> None:
         """Pause the whole source until clock time `until` (never shortens a pause)."""
         self.cooldown_until = max(self.cooldown_until, until)
 
     def _trim(self, now: float) -> None:
         horizon = now - self.limits.window_s
-        starts = self._starts
-        while starts and starts[0] <= horizon:
-            starts.popleft()
+        expired = bisect.bisect_right(self._starts, horizon)
+        if expired:
+            del self._starts[:expired]

@@ -10,6 +10,7 @@ limiter's ready time, a back-off, the deadline) or until woken.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import datetime
@@ -29,6 +30,7 @@ from coinharvest.models import (
     RunStatus,
     RunSummary,
 )
+from coinharvest.sending import on_send
 from coinharvest.sources.base import FetchResult
 from coinharvest.telemetry import get_logger
 
@@ -251,6 +253,7 @@ class Run:
 
     def _launch(self, lane: Lane, job: Job, now: float) -> None:
         job.attempts += 1
+        job.started_at = now
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -288,8 +291,10 @@ class Run:
         source = self.e.sources[job.source]
         outcome: FetchResult | BaseException | None = None  # None: cancelled mid-request
         try:
+            restamp = functools.partial(self._restamp, lane.limiter, job.started_at)
             async with asyncio.timeout(self.e.job_timeout_s):
-                outcome = await source.fetch(job.coins)
+                with on_send(restamp):
+                    outcome = await source.fetch(job.coins)
         except TimeoutError:
             outcome = TransientError(job.source, f"no answer within {self.e.job_timeout_s:g} s")
         except SourceError as exc:
@@ -310,6 +315,9 @@ class Run:
             self.e.slots.release(self._poke)
         assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
         await self._settle(lane, job, record, outcome, now)
+
+    def _restamp(self, limiter: SourceLimiter, started: float) -> None:
+        limiter.restamp(started, self.e.clock())
 
     async def _settle(
         self,

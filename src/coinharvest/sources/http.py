@@ -45,6 +45,7 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.retry import parse_retry_after
+from coinharvest.sending import notify_sent
 from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger
 
@@ -184,6 +185,7 @@ class HttpClient:
             timeout=timeout_s,
             transport=transport,
             follow_redirects=False,
+            event_hooks={"request": [_request_hook]},
         )
 
     def __repr__(self) -> str:
@@ -275,6 +277,11 @@ class HttpClient:
             raise BadResponse(
                 self.source, f"{what}: malformed JSON ({_squash(str(exc))})"
             ) from None
+
+
+async def _request_hook(request: httpx.Request) -> None:
+    """Called by httpx just before a request is sent: limits count from this moment."""
+    notify_sent()
 
 
 class HttpSource(Source):
