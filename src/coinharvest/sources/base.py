@@ -25,12 +25,16 @@ override both (``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
 
-from coinharvest.errors import SourceError
+from coinharvest.errors import SourceError, UnknownCoin
 from coinharvest.models import Coin, Observation, SourceLimits
 
-__all__ = ["FetchResult", "Source"]
+__all__ = ["FetchResult", "Source", "observations", "per_coin"]
+
+V = TypeVar("V")
 
 #: What `Source.fetch` returns: per coin symbol, its observations or its own error.
 FetchResult = Mapping[str, list[Observation] | SourceError]
@@ -52,3 +56,32 @@ class Source(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release connections. Called once when the engine's owner shuts down."""
+
+
+def per_coin(
+    source: str,
+    coins: Sequence[Coin],
+    found: Mapping[str, V],
+    observe: Callable[[Coin, V], list[Observation]],
+) -> dict[str, list[Observation] | SourceError]:
+    """A `FetchResult`: `observe(coin, found[id])` for every coin whose id the answer had,
+    `UnknownCoin` for the others (the rest of the batch still succeeds)."""
+    result: dict[str, list[Observation] | SourceError] = {}
+    for coin in coins:
+        coin_id = coin.id_at(source)
+        value = found.get(coin_id)
+        result[coin.symbol] = (
+            UnknownCoin(source, coin_id) if value is None else observe(coin, value)
+        )
+    return result
+
+
+def observations(
+    symbol: str, source: str, metrics: Mapping[str, float | None], at: datetime
+) -> list[Observation]:
+    """One observation per metric that has a value (nulls from the API are left out)."""
+    return [
+        Observation(symbol, source, metric, value, at)
+        for metric, value in metrics.items()
+        if value is not None
+    ]

@@ -33,9 +33,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import ClientError, SourceError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult
+from coinharvest.errors import ClientError
+from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources.base import FetchResult, observations, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
 
@@ -89,18 +89,9 @@ class BlockchairSource(HttpSource):
         else:
             stats = _all(reader, await self.http.get_json("/stats"), chains)
         now = datetime.now(UTC)
-        result: dict[str, list[Observation] | SourceError] = {}
-        for coin in coins:
-            chain = coin.id_at(self.name)
-            values = stats.get(chain)
-            if values is None:
-                result[coin.symbol] = UnknownCoin(self.name, chain)
-            else:
-                result[coin.symbol] = [
-                    Observation(coin.symbol, self.name, metric, value, now)
-                    for metric, value in values.items()
-                ]
-        return result
+        return per_coin(
+            self.name, coins, stats, lambda c, v: observations(c.symbol, self.name, v, now)
+        )
 
     async def _one(self, reader: JsonReader, chain: str) -> dict[str, dict[str, float]]:
         path = f"/{chain}/stats"

@@ -35,9 +35,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from coinharvest.config import Settings
-from coinharvest.errors import SourceError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult
+from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources.base import FetchResult, observations, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpOptions, HttpSource
 
@@ -109,20 +108,10 @@ class CoinGeckoSource(HttpSource):
             "sparkline": "false",
         }
         items = _index(JsonReader(self.name), await self.http.get_json(_PATH, params))
-        observed_at = datetime.now(UTC)
-        result: dict[str, list[Observation] | SourceError] = {}
-        for coin in coins:
-            coin_id = coin.id_at(self.name)
-            values = items.get(coin_id)
-            if values is None:
-                result[coin.symbol] = UnknownCoin(self.name, coin_id)
-            else:
-                result[coin.symbol] = [
-                    Observation(coin.symbol, self.name, metric, value, observed_at)
-                    for metric, value in values.items()
-                    if value is not None
-                ]
-        return result
+        now = datetime.now(UTC)
+        return per_coin(
+            self.name, coins, items, lambda c, v: observations(c.symbol, self.name, v, now)
+        )
 
 
 def _index(reader: JsonReader, document: Any) -> dict[str, dict[str, float | None]]:

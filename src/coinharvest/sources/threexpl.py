@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import ClientError, SourceError, UnknownCoin
+from coinharvest.errors import ClientError, UnknownCoin
 from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult
+from coinharvest.sources.base import FetchResult, observations, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
 
@@ -71,14 +71,7 @@ class ThreeXplSource(HttpSource):
             raise
         stats = _read(JsonReader(self.name), document, scope, chains)
         now = datetime.now(UTC)
-        result: dict[str, list[Observation] | SourceError] = {}
-        for coin in coins:
-            values = stats.get(coin.id_at(self.name))
-            if values is None:
-                result[coin.symbol] = UnknownCoin(self.name, coin.id_at(self.name))
-            else:
-                result[coin.symbol] = _observations(coin.symbol, values, now)
-        return result
+        return per_coin(self.name, coins, stats, lambda c, v: _observations(c.symbol, v, now))
 
 
 def _read(
@@ -136,8 +129,4 @@ def _observations(symbol: str, values: dict[str, Any], now: datetime) -> list[Ob
         "block_age_s": age,
         "mempool_events": values["mempool_events"],
     }
-    return [
-        Observation(symbol, "3xpl", metric, value, now)
-        for metric, value in metrics.items()
-        if value is not None
-    ]
+    return observations(symbol, "3xpl", metrics, now)
