@@ -118,3 +118,15 @@ def test_sources_lists_limits_and_never_the_key(tmp_path: Path) -> None:
     }
     assert "set" in rows["coingecko"] and "250" in rows["coingecko"]
     assert rows["nano"].split("│")[2].strip() == "2"
+
+
+def test_a_plugin_source_is_usable_in_the_coins_file(tmp_path: Path) -> None:
+    coins = tmp_path / "coins.toml"
+    coins.write_text('[[coin]]\nsymbol = "DASH"\nname = "Dash"\nids = { blockcypher = "dash" }\n')
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    env = {"EXTRA_SOURCES": "blockcypher_source:BlockCypherSource", "PYTHONPATH": examples}
+    result = run_cli("coins", "--coins", str(coins), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "blockcypher=dash" in result.stdout
+    without = run_cli("coins", "--coins", str(coins), cwd=tmp_path)
+    assert without.returncode == 2 and "unknown source 'blockcypher'" in without.stderr

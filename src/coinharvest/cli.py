@@ -19,7 +19,7 @@ from coinharvest import __version__
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
 from coinharvest.errors import ConfigError, StoreError
-from coinharvest.models import RunStatus, RunSummary
+from coinharvest.models import Coin, RunStatus, RunSummary
 from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger, setup_logging
 
@@ -57,6 +57,13 @@ def _settings() -> Settings:
     return settings
 
 
+def _coins(settings: Settings, path: Path | None) -> list[Coin]:
+    """The coins to collect; plug-in source names are valid in the coins file."""
+    from coinharvest.sources.registry import available_sources
+
+    return load_coins(path or settings.coins_file, known_sources=available_sources(settings))
+
+
 def _exit_code(summary: RunSummary) -> int:
     if summary.status is RunStatus.COMPLETED:
         return 0
@@ -73,7 +80,7 @@ def collect(coins_file: CoinsOption = None) -> None:
     from coinharvest.collect import collect_once
 
     settings = _settings()
-    coins = load_coins(coins_file or settings.coins_file)
+    coins = _coins(settings, coins_file)
     summary = asyncio.run(collect_once(settings, coins, tty=out.is_terminal, console=err))
     out.print(_summary_table(summary))
     raise typer.Exit(_exit_code(summary))
@@ -90,7 +97,7 @@ def demo(coins_file: CoinsOption = None) -> None:
     from coinharvest.demo import run_demo
 
     settings = _settings()
-    coins = load_coins(coins_file or settings.coins_file)
+    coins = _coins(settings, coins_file)
     result = asyncio.run(run_demo(settings, coins, tty=out.is_terminal, console=err))
     out.print(_summary_table(result.summary))
     per_upstream = ", ".join(
@@ -173,7 +180,7 @@ def list_coins(coins_file: CoinsOption = None) -> None:
     from coinharvest.report import coins_table
 
     settings = load_settings()
-    out.print(coins_table(load_coins(coins_file or settings.coins_file)))
+    out.print(coins_table(_coins(settings, coins_file)))
 
 
 @app.command("version")
