@@ -197,8 +197,10 @@ def _summary_table(summary: RunSummary) -> object:
 
 def _register_commands() -> None:
     from coinharvest.emulator.command import emulator
+    from coinharvest.service_commands import register as register_service
     from coinharvest.storage.commands import register as register_storage
 
+    register_service(app)
     register_storage(app)
     app.command("emulator")(emulator)
 

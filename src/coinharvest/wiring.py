@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from coinharvest.config import Settings
 from coinharvest.engine import Engine
+from coinharvest.observer import EngineObserver
 from coinharvest.retry import RetryPolicy
 from coinharvest.sink import ResultSink
 from coinharvest.sources.base import Source
@@ -15,9 +16,15 @@ __all__ = ["build_engine"]
 
 
 def build_engine(
-    settings: Settings, sources: Mapping[str, Source], sink: ResultSink | None = None
+    settings: Settings,
+    sources: Mapping[str, Source],
+    sink: ResultSink | None = None,
+    observer: EngineObserver | None = None,
 ) -> Engine:
-    """An engine over `sources` with every limit, batch size and retry setting from `settings`."""
+    """An engine over `sources` with every limit, batch size and retry setting from `settings`.
+
+    `observer` (e.g. the service's Prometheus metrics) is told about every job and coin.
+    """
     from coinharvest.sources.registry import effective_batch_sizes, effective_limits
 
     delay_ms = settings.delay_between_coins_ms or 0.0
@@ -31,4 +38,5 @@ def build_engine(
         # A safety net above the HTTP timeout: a source that hangs past it is a bug.
         job_timeout_s=settings.http_timeout_seconds * 2 + 5,
         sink=sink,
+        observer=observer,
     )

@@ -1,0 +1,389 @@
+"""The HTTP API of service mode: health, Prometheus metrics, JSON over the store, dashboard.
+
+`create_app(state)` builds a FastAPI app over a `ServiceState` (the store's engine, the
+metrics, the configured coins and, in ``coinharvest run``, the scheduler). FastAPI because
+its query validation gives the 422 reasons and the OpenAPI document (``/openapi.json``,
+``/docs``) for free; the routes stay thin calls into `coinharvest.storage.queries`.
+
+Routes::
+
+    GET  /                       dashboard (static HTML + JS from coinharvest/web)
+    GET  /health                 200, or 503 when the scheduler loop died or the DB is down
+    GET  /metrics                Prometheus text format
+    GET  /api/coins              configured coins
+    GET  /api/latest             newest value of every metric of every (or ?symbol=) coin
+    GET  /api/history/{symbol}   ?metric=price_usd&since=7d|ISO date-time
+    GET  /api/runs               ?limit=20, newest first
+    GET  /api/runs/{run_id}      one run with per-coin results and its job timeline
+    POST /api/runs               start a run now; only when a token and a scheduler exist
+
+Errors are JSON ``{"error": "<one line>", "status": <code>}`` (422 adds ``detail``): 404 for
+an unknown coin, metric, run or path; 422 for a bad query value; 401 for a missing or wrong
+bearer token (compared in constant time); 409 while a run is going; 503 when the database
+cannot be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from fastapi import FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
+
+from coinharvest import __version__
+from coinharvest.errors import StoreError
+from coinharvest.metrics import CONTENT_TYPE_LATEST, Metrics
+from coinharvest.models import Coin
+from coinharvest.scheduler import RunInProgress, Scheduler
+from coinharvest.storage import queries
+from coinharvest.storage.commands import parse_since
+from coinharvest.storage.queries import HistoryPoint, JobRow, LatestValue, RunRow
+
+__all__ = ["ServiceState", "create_app"]
+
+WEB_DIR = Path(str(files("coinharvest") / "web"))
+#: How long /health waits for the database before calling it unreachable.
+DB_PROBE_TIMEOUT_S = 3.0
+
+Symbol = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._-]{1,32}$", description="e.g. BTC")]
+RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="id or prefix")]
+SchedulerState = Literal["starting", "running", "idle", "stopping", "dead", "not running"]
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """What the API reads. `scheduler` and `loop_task` are None under ``coinharvest serve``.
+
+    :ivar loop_task: the task running ``scheduler.serve()``; done = the loop died.
+    :ivar api_token: enables ``POST /api/runs`` (with a scheduler).
+    :ivar started_run: called right after a trigger; returns the new run's id (or None).
+    """
+
+    db: AsyncEngine
+    metrics: Metrics
+    coins: Callable[[], Sequence[Coin]]
+    scheduler: Scheduler | None = None
+    loop_task: asyncio.Task[Any] | None = None
+    api_token: str | None = None
+    started_run: Callable[[], Awaitable[str | None]] | None = None
+
+    def scheduler_state(self) -> SchedulerState:
+        """Where the scheduler loop is (see `Health.scheduler`)."""
+        if self.scheduler is None:
+            return "not running"
+        if self.loop_task is None:
+            return "starting"
+        if self.loop_task.done():
+            return "stopping" if self.scheduler.stopping else "dead"
+        if self.scheduler.stopping:
+            return "stopping"
+        return "running" if self.scheduler.running else "idle"
+
+
+# --------------------------------------------------------------------------- response models
+
+
+class Health(BaseModel):
+    """``status`` is ``ok`` (HTTP 200) or ``unhealthy`` (HTTP 503).
+
+    ``scheduler``: ``starting``; ``running`` (a run is going); ``idle`` (waiting for the next
+    tick); ``stopping`` (after SIGINT/SIGTERM); ``dead`` (the loop ended by an error: 503);
+    ``not running`` (``coinharvest serve``, no scheduler: fine).
+    """
+
+    status: Literal["ok", "unhealthy"]
+    version: str
+    scheduler: SchedulerState
+    scheduler_alive: bool
+    database: Literal["reachable", "unreachable"]
+    database_error: str | None = None
+    last_run: RunRow | None = None
+    ticks: int | None = None
+    skipped_ticks: int | None = None
+
+
+class CoinOut(BaseModel):
+    """A configured coin: its id per source and its fallback chains."""
+
+    symbol: str
+    name: str
+    priority: int
+    ids: dict[str, str]
+    chains: list[list[str]]
+
+
+class CoinsOut(BaseModel):
+    coins: list[CoinOut]
+
+
+class LatestOut(BaseModel):
+    values: list[LatestValue]
+
+
+class HistoryOut(BaseModel):
+    symbol: str
+    metric: str
+    points: list[HistoryPoint]
+
+
+class RunsOut(BaseModel):
+    runs: list[RunRow]
+
+
+class RunDetailOut(BaseModel):
+    run: RunRow
+    coins: list[queries.CoinRow]
+    jobs: list[JobRow]
+
+
+class RunStarted(BaseModel):
+    run_id: str | None
+    status: Literal["started"]
+    href: str | None
+
+
+class ErrorOut(BaseModel):
+    error: str
+    status: int
+
+
+# --------------------------------------------------------------------------- app
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    """The API over `state` (see the module docstring for routes and errors)."""
+    app = FastAPI(
+        title="coinharvest",
+        version=__version__,
+        description="Crypto coin metrics collected from rate-limited APIs.",
+        redoc_url=None,
+        responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    app.state.service = state
+    _install_error_handlers(app)
+    _add_system_routes(app, state)
+    _add_data_routes(app, state)
+    if state.api_token and state.scheduler is not None:
+        _add_trigger_route(app, state, state.api_token, state.scheduler)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status, **extra}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        response = _error(exc.status_code, detail)
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        reasons = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors)
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return _error(422, reasons or "invalid request", detail=detail)
+
+    async def store_down(request: Request, exc: Exception) -> Response:
+        return _error(503, f"database unavailable: {exc}")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StoreError, store_down)
+
+
+def _where(loc: Sequence[Any]) -> str:
+    """``("query", "limit")`` → ``limit``; a body-less location keeps its one part."""
+    if not loc:
+        return "request"
+    return ".".join(str(part) for part in loc[1:]) or str(loc[0])
+
+
+def _not_found(message: str) -> HTTPException:
+    return HTTPException(404, message)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _add_system_routes(app: FastAPI, state: ServiceState) -> None:
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
+    async def health() -> JSONResponse:
+        """Liveness: 503 when the scheduler loop died or the database is unreachable."""
+        report = await _health(state)
+        code = 200 if report.status == "ok" else 503
+        return JSONResponse(report.model_dump(mode="json"), status_code=code)
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition format."""
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _health(state: ServiceState) -> Health:
+    sched = state.scheduler_state()
+    db_error = await _probe(state.db)
+    last: RunRow | None = None
+    if db_error is None:
+        try:
+            last = next(iter(await queries.list_runs(state.db, limit=1)), None)
+        except StoreError as exc:
+            db_error = str(exc)
+    healthy = db_error is None and sched != "dead"
+    stats = state.scheduler.stats if state.scheduler is not None else None
+    return Health(
+        status="ok" if healthy else "unhealthy",
+        version=__version__,
+        scheduler=sched,
+        scheduler_alive=sched in ("starting", "running", "idle", "stopping"),
+        database="reachable" if db_error is None else "unreachable",
+        database_error=db_error,
+        last_run=last,
+        ticks=stats.ticks if stats else None,
+        skipped_ticks=stats.skipped_ticks if stats else None,
+    )
+
+
+async def _probe(db: AsyncEngine) -> str | None:
+    """None when ``SELECT 1`` answers in time, else the reason (one line)."""
+    try:
+        async with asyncio.timeout(DB_PROBE_TIMEOUT_S), db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"no answer within {DB_PROBE_TIMEOUT_S:g} s"
+    except Exception as exc:
+        return (str(exc).splitlines() or [type(exc).__name__])[0]
+    return None
+
+
+def _add_data_routes(app: FastAPI, state: ServiceState) -> None:
+    @app.get("/api/coins", response_model=CoinsOut)
+    async def coins() -> CoinsOut:
+        """The configured coins (coins file), by priority."""
+        return CoinsOut(coins=[_coin_out(c) for c in state.coins()])
+
+    @app.get("/api/latest", response_model=LatestOut)
+    async def latest(
+        symbol: Annotated[list[str] | None, Query(description="Repeat for several.")] = None,
+    ) -> LatestOut:
+        """The newest value of every metric of every coin (or of the `symbol`s)."""
+        wanted = [s.upper() for s in symbol or []]
+        values = await queries.latest_values(state.db, wanted)
+        missing = sorted(set(wanted) - {v.symbol for v in values} - _configured(state))
+        if missing:
+            raise _not_found(f"unknown coin: {', '.join(missing)}")
+        return LatestOut(values=values)
+
+    @app.get("/api/history/{symbol}", response_model=HistoryOut)
+    async def history(
+        symbol: Symbol,
+        metric: Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")] = "price_usd",
+        since: Annotated[str | None, Query(description="7d, 12h, 30m or ISO 8601")] = None,
+    ) -> HistoryOut:
+        """Every stored value of `metric` of `symbol` (since `since`), oldest first."""
+        start = _since(since)
+        points = await queries.history(state.db, symbol, metric, since=start)
+        if not points:
+            await _check_known(state, symbol.upper(), metric)
+        return HistoryOut(symbol=symbol.upper(), metric=metric, points=points)
+
+    @app.get("/api/runs", response_model=RunsOut)
+    async def runs(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> RunsOut:
+        """The newest runs, newest first."""
+        return RunsOut(runs=await queries.list_runs(state.db, limit=limit))
+
+    @app.get("/api/runs/{run_id}", response_model=RunDetailOut)
+    async def run_detail(run_id: RunId) -> RunDetailOut:
+        """One run (a unique id prefix is enough) with per-coin results and job timeline."""
+        detail = await queries.run_detail(state.db, run_id)
+        if detail is None:
+            raise _not_found(f"unknown run: {run_id}")
+        return RunDetailOut(run=detail.run, coins=detail.coins, jobs=detail.jobs)
+
+
+def _coin_out(coin: Coin) -> CoinOut:
+    return CoinOut(
+        symbol=coin.symbol,
+        name=coin.name,
+        priority=coin.priority,
+        ids=dict(coin.ids),
+        chains=[list(chain) for chain in coin.chains],
+    )
+
+
+def _configured(state: ServiceState) -> set[str]:
+    return {c.symbol.upper() for c in state.coins()}
+
+
+def _since(value: str | None) -> datetime | None:
+    try:
+        return parse_since(value)
+    except typer.BadParameter as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "since"), "msg": exc.message, "type": "value_error"}]
+        ) from None
+
+
+async def _check_known(state: ServiceState, symbol: str, metric: str) -> None:
+    """404 for a coin neither configured nor stored, or a metric it never had."""
+    stored = await queries.latest_values(state.db, [symbol])
+    if not stored and symbol not in _configured(state):
+        raise _not_found(f"unknown coin: {symbol}")
+    metrics = sorted({v.metric for v in stored})
+    if stored and metric not in metrics:
+        raise _not_found(f"{symbol} has no metric {metric!r} (known: {', '.join(metrics)})")
+
+
+def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Scheduler) -> None:
+    expected = token.encode()
+
+    @app.post(
+        "/api/runs",
+        status_code=202,
+        response_model=RunStarted,
+        responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    async def start_run(
+        authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+    ) -> Response:
+        """Start a collection run now (trigger ``api``). Needs the bearer token."""
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            presented.strip().encode(), expected
+        ):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token", "status": 401},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="coinharvest"'},
+            )
+        try:
+            sched.trigger("api")
+        except RunInProgress as exc:
+            return _error(409, str(exc))
+        run_id = await state.started_run() if state.started_run else None
+        href = f"/api/runs/{run_id}" if run_id else None
+        body = RunStarted(run_id=run_id, status="started", href=href)
+        return JSONResponse(body.model_dump(), status_code=202)

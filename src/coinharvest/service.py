@@ -1,0 +1,292 @@
+"""Service mode: the scheduler and the HTTP API in one process and one event loop (DESIGN §5).
+
+`run_service` composes, in order::
+
+    settings → store (migrated; runs left ``running`` by a crash marked interrupted)
+             → sources → engine(sink=RunTracker(store), observer=Metrics)
+             → Scheduler(on_skip=metrics.tick_skipped) → uvicorn (no signal handlers of its own)
+
+and then waits. SIGINT/SIGTERM (``loop.add_signal_handler``) call ``scheduler.request_stop()``:
+the first lets in-flight jobs finish within ``SHUTDOWN_GRACE_SECONDS`` and be stored, and the
+run is marked; a second one cuts the run at once (still marked). Then the HTTP server stops,
+sources and the store close, and the exit status is 0.
+
+If the scheduler loop itself dies (a bug), the error is logged and, with HTTP on, the server
+stays up so ``/health`` answers 503 (a liveness probe restarts the process); the exit status
+is then 1. `serve_api` is the API and dashboard alone over an existing database (no
+scheduler, no writes), until a signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from prometheus_client import disable_created_metrics
+
+from coinharvest.api import ServiceState, create_app
+from coinharvest.coins import load_coins
+from coinharvest.config import Settings
+from coinharvest.engine import Engine
+from coinharvest.errors import ConfigError
+from coinharvest.metrics import Metrics
+from coinharvest.models import Coin, CoinResult, RunSummary
+from coinharvest.scheduler import Scheduler, SchedulerStats
+from coinharvest.sink import ResultSink
+from coinharvest.telemetry import get_logger
+from coinharvest.wiring import build_engine
+
+__all__ = ["CoinsFile", "RunTracker", "http_server", "run_service", "serve_api"]
+
+log = get_logger("service")
+#: Seconds the HTTP server gives open responses when it stops.
+HTTP_GRACE_S = 3
+
+
+class CoinsFile:
+    """The coins, re-read before each run when the file changed; a broken edit keeps the last
+    good list (and logs why). Raises `ConfigError` only on the first read."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._mtime = self._stamp()
+        self._coins = load_coins(path)
+
+    def _stamp(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path is not None else None
+        except OSError:
+            return None
+
+    def __call__(self) -> Sequence[Coin]:
+        stamp = self._stamp()
+        if stamp != self._mtime:
+            self._mtime = stamp
+            try:
+                self._coins = load_coins(self.path)
+                log.info("coins file %s re-read: %d coins", self.path, len(self._coins))
+            except ConfigError as exc:
+                log.error("coins file changed but is invalid, keeping the previous coins: %s", exc)
+        return self._coins
+
+
+class RunTracker:
+    """A `ResultSink` wrapper that knows the id of the run in progress (for ``POST /api/runs``)."""
+
+    def __init__(self, inner: ResultSink) -> None:
+        self.inner = inner
+        self.current: str | None = None
+        self._waiters: list[asyncio.Future[str]] = []
+
+    async def run_started(
+        self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
+    ) -> None:
+        """Note the run, wake `next_run_id` callers, then pass on."""
+        self.current = run_id
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(run_id)
+        await self.inner.run_started(run_id, trigger, started_at, coins)
+
+    async def coin_completed(self, run_id: str, result: CoinResult) -> None:
+        """Pass on."""
+        await self.inner.coin_completed(run_id, result)
+
+    async def run_finished(self, summary: RunSummary) -> None:
+        """Pass on; no run is current any more."""
+        self.current = None
+        await self.inner.run_finished(summary)
+
+    async def next_run_id(self, timeout_s: float = 2.0) -> str | None:
+        """The id of the next run to start (within `timeout_s`), else None."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiters.remove(waiter)
+
+
+@contextlib.asynccontextmanager
+async def http_server(app: Any, host: str, port: int) -> AsyncIterator[str]:
+    """Serve `app` on `host`:`port` (0: a free port) in the running loop; yields its base URL.
+
+    uvicorn's own main loop and signal handlers are not used: the caller owns signals.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        ws="none",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=HTTP_GRACE_S,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    sock = _bind(host, port)
+    try:
+        await server.startup(sockets=[sock])
+        bound = sock.getsockname()[1]
+        yield f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    finally:
+        await server.shutdown(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+@contextlib.contextmanager
+def _signals(handler: Callable[[str], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to `handler(name)` while inside; restore on exit."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler, sig.name)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_service(
+    settings: Settings,
+    *,
+    coins_file: Path | None = None,
+    http: bool = True,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
+    """``coinharvest run`` (see the module docstring); returns the exit status.
+
+    :raises ConfigError: bad coins file or listen address. :raises StoreError: database.
+    """
+    from coinharvest.sources.registry import build_sources
+    from coinharvest.storage.factory import open_store
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    coins = CoinsFile(coins_file or settings.coins_file)
+    names = {src for coin in coins() for chain in coin.chains for src in chain}
+    store = await open_store(settings)
+    sources = build_sources(settings, names=names)
+    metrics = Metrics(sorted(sources), [c.symbol for c in coins()])
+    tracker = RunTracker(store)
+    engine = build_engine(settings, sources, tracker, observer=metrics)
+    try:
+        sched = _scheduler(settings, engine, coins, metrics)
+        token = settings.coinharvest_api_token
+        state = ServiceState(
+            db=store.engine,
+            metrics=metrics,
+            coins=coins,
+            scheduler=sched,
+            api_token=token.get_secret_value() if token is not None else None,
+            started_run=tracker.next_run_id,
+        )
+        address = (host or settings.http_host, settings.http_port if port is None else port)
+        return await _supervise(state, sched, address if http else None)
+    finally:
+        await engine.aclose()
+        await store.aclose()
+
+
+def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Metrics) -> Scheduler:
+    interval_s = settings.collection_interval_minutes * 60.0
+    timeout = settings.run_timeout_minutes
+    sched = Scheduler(
+        engine,
+        coins,
+        interval_s=interval_s,
+        run_timeout_s=timeout * 60.0 if timeout is not None else None,
+        jitter_s=settings.collection_jitter_seconds,
+        grace_s=settings.shutdown_grace_seconds,
+        on_skip=metrics.tick_skipped,
+    )
+    metrics.watch(sched)
+    log.info(
+        "service: %d coins every %g s (run deadline %g s, shutdown grace %g s)",
+        len(coins()),
+        interval_s,
+        sched.run_timeout_s,
+        sched.grace_s,
+    )
+    return sched
+
+
+async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, int] | None) -> int:
+    """Run the scheduler loop (and the HTTP server) until stopped; the exit status."""
+    stopped = asyncio.Event()
+
+    def on_signal(name: str) -> None:
+        log.info("received %s", name)
+        stopped.set()
+        sched.request_stop()
+
+    with _signals(on_signal):
+        async with contextlib.AsyncExitStack() as stack:
+            if address is not None:  # listen first: a busy port fails before any run starts
+                url = await stack.enter_async_context(http_server(create_app(state), *address))
+                log.info("HTTP API and dashboard on %s/ (/metrics, /health, /docs)", url)
+            loop_task = asyncio.get_running_loop().create_task(sched.serve(), name="scheduler")
+            state.loop_task = loop_task
+            await asyncio.wait({loop_task})
+            code = _loop_outcome(loop_task)
+            if code and address is not None:
+                log.error("serving /health as 503 until stopped (SIGTERM)")
+                await stopped.wait()
+    return code
+
+
+def _loop_outcome(loop_task: asyncio.Task[SchedulerStats]) -> int:
+    """Log how the scheduler loop ended: 0 after a requested stop, 1 if it died."""
+    error = loop_task.exception()
+    if error is not None:
+        log.error("the scheduler loop died: %r", error, exc_info=error)
+        return 1
+    stats = loop_task.result()
+    log.info("stopped: %d ticks, %d runs, %d skipped", stats.ticks, stats.runs, stats.skipped_ticks)
+    return 0
+
+
+async def serve_api(
+    settings: Settings,
+    *,
+    coins_file: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
+    """``coinharvest serve``: the API and dashboard over the database, until SIGINT/SIGTERM."""
+    from coinharvest.storage.factory import reader
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    coins = CoinsFile(coins_file or settings.coins_file)
+    stopped = asyncio.Event()
+    async with reader(settings) as db:
+        state = ServiceState(db=db, metrics=Metrics(), coins=coins)
+        address = (host or settings.http_host, settings.http_port if port is None else port)
+        with _signals(lambda name: stopped.set()):
+            async with http_server(create_app(state), *address) as url:
+                log.info("HTTP API and dashboard on %s/ (no scheduler: `serve` mode)", url)
+                await stopped.wait()
+    return 0

@@ -1,0 +1,97 @@
+"""The dashboard in headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+Over a database filled by real runs against the emulator, served by the real app on a
+loopback port: the page shows every coin, the runs and a job timeline, and logs no console
+error. The screenshot goes to ``$DASHBOARD_SCREENSHOT`` (``docs/dashboard.png`` refreshes
+the README's picture) or else into the test's temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from coinharvest.api import ServiceState, create_app
+from coinharvest.coins import load_coins
+from coinharvest.metrics import Metrics
+from coinharvest.service import http_server
+from coinharvest.storage import open_database
+
+from .conftest import Filled
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("COINHARVEST_REQUIRE_BROWSER"):  # CI sets it: a skip would hide a gap
+        raise RuntimeError(f"COINHARVEST_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
+    pytest.skip(
+        f"{CHROMIUM} is missing: apt-get install -y chromium (CI installs it)",
+        allow_module_level=True,
+    )
+
+
+async def test_dashboard_shows_coins_runs_and_a_timeline(filled: Filled, tmp_path: Path) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
+    coins = load_coins()
+    db = await open_database(filled.url)
+    errors: list[str] = []
+    shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
+    try:
+        state = ServiceState(db=db, metrics=Metrics(), coins=lambda: coins)
+        server = http_server(create_app(state), "127.0.0.1", 0)
+        async with server as url, playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url + "/")
+            await page.wait_for_selector("#coins .card .price")
+            await page.wait_for_selector("#timeline svg g.job rect.bar")
+            await page.wait_for_selector("#history svg path.line", state="attached")
+            cards = await page.locator("#coins .card").count()
+            rows = await page.locator("#runs tbody tr[data-run]").count()
+            lanes = await page.locator("#timeline svg text.lane-label").all_text_contents()
+            jobs = await page.locator("#timeline svg g.job").count()
+            title = await page.locator("#timeline-title").inner_text()
+            # choose another run: its timeline replaces the first
+            other = filled.summaries[0].run_id
+            await page.locator(f'#runs tr[data-run="{other}"]').click()
+            await page.wait_for_function(
+                f"document.querySelector('#timeline-title').textContent.includes('{other}')"
+            )
+            # the picture: the run with the most retries shows the most colours
+            busiest = max(filled.summaries[1:], key=lambda s: (s.retries, s.duration_s))
+            await page.locator(f'#runs tr[data-run="{busiest.run_id}"]').click()
+            await page.wait_for_function(
+                f"document.querySelector('#timeline-title').textContent.includes('{busiest.run_id}')"
+            )
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(shot), full_page=True)
+            await browser.close()
+    finally:
+        await db.dispose()
+    assert cards == len(coins)
+    assert rows == len(filled.summaries)
+    newest = filled.summaries[-1]
+    assert newest.run_id in title
+    assert set(lanes) == {j.source for j in newest.jobs}
+    assert jobs == len(newest.jobs)
+    assert not errors, errors
+    assert shot.stat().st_size > 10_000
+
+
+def test_chromium_is_what_ci_installs() -> None:
+    """Guard: Playwright must use Debian's Chromium, never a downloaded browser build."""
+    assert shutil.which("chromium") == CHROMIUM
