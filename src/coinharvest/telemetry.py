@@ -89,7 +89,21 @@ class _Formatter(logging.Formatter):
 
 
 class _Handler(logging.StreamHandler[TextIO]):
-    """The handler `setup_logging` installs; its type marks it for replacement."""
+    """The handler `setup_logging` installs; its type marks it for replacement.
+
+    Without an explicit stream it writes to whatever `sys.stderr` is *at emit time*, so a
+    live display that redirects stderr (Rich's progress bar) prints log lines above itself
+    instead of tearing through it.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self._follow_stderr = stream is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._follow_stderr:
+            self.stream = sys.stderr
+        super().emit(record)
 
 
 _active: _Patterns | None = None
@@ -118,7 +132,7 @@ def setup_logging(debug: str = "", *, stream: TextIO | None = None) -> None:
     root = logging.getLogger(ROOT_LOGGER)
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
-    handler = _Handler(stream if stream is not None else sys.stderr)
+    handler = _Handler(stream)
     handler.setFormatter(_Formatter())
     root.addHandler(handler)
     root.propagate = False
