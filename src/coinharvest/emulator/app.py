@@ -143,10 +143,17 @@ class EmulatorApp:
         request = Request.from_scope(scope, slash + rest)
         if scope["method"] == "POST":
             request.body = await read_body(receive)
-        await self._serve(upstream, request, send)
+        await self._serve(upstream, request, send, self._arrival(scope))
 
-    async def _serve(self, upstream: Upstream, request: Request, send: Send) -> None:
-        name, now = upstream.name, self._clock()
+    def _arrival(self, scope: Scope) -> float:
+        """When the request arrived: the protocol's stamp (see `runner`), else now."""
+        stamp = scope.get("state", {}).get("arrival")
+        if isinstance(stamp, float) and self._clock is time.monotonic:
+            return stamp
+        return self._clock()
+
+    async def _serve(self, upstream: Upstream, request: Request, send: Send, now: float) -> None:
+        name = upstream.name
         cfg = self.config.upstreams[name]
         route = upstream.route(request)
         identity = upstream.identify(request, cfg.auth)
