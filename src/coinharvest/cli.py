@@ -18,6 +18,7 @@ from rich.console import Console
 from coinharvest import __version__
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
+from coinharvest.console import print_error
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import Coin, RunStatus, RunSummary
 from coinharvest.sources.base import Source
@@ -213,5 +214,5 @@ def main() -> None:
     try:
         app()
     except (ConfigError, StoreError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2)

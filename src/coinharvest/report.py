@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from coinharvest.models import Coin, CoinStatus, RunSummary, SourceLimits
@@ -22,13 +23,13 @@ def summary_table(summary: RunSummary) -> Table:
         table.add_column(col, justify="right" if col in {"Time", "Attempts", "Metrics"} else "left")
     for r in summary.results:
         table.add_row(
-            r.symbol,
+            escape(r.symbol),
             f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
             f"{r.duration_s * 1000:.0f} ms",
             str(r.attempts),
-            ", ".join(r.sources),
+            escape(", ".join(r.sources)),
             str(len(r.observations)),
-            r.error or "",
+            escape(r.error or ""),
         )
     table.caption = (
         f"{summary.coins_ok} ok, {summary.coins_failed} failed, {summary.coins_deferred} deferred "
@@ -69,7 +70,9 @@ def coins_table(coins: Sequence[Coin]) -> Table:
     for c in coins:
         chains = "; ".join(" → ".join(chain) for chain in c.chains)
         ids = ", ".join(f"{src}={cid}" for src, cid in c.ids.items())
-        table.add_row(c.symbol, c.name, str(c.priority), chains, ids)
+        table.add_row(
+            escape(c.symbol), escape(c.name), str(c.priority), escape(chains), escape(ids)
+        )
     return table
 
 

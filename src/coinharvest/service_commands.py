@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from coinharvest.console import print_error
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -120,5 +121,5 @@ def _run(work: Coroutine[Any, Any, int]) -> int:
     try:
         return asyncio.run(work)
     except (ConfigError, StoreError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         return 2

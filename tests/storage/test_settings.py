@@ -37,3 +37,21 @@ def test_sync_driver_names_are_mapped_to_async_ones() -> None:
     assert normalise_url("postgresql://u@h/d") == "postgresql+asyncpg://u@h/d"
     with pytest.raises(ConfigError, match="use the async driver sqlite\\+aiosqlite"):
         normalise_url("sqlite+pysqlite:///x.db")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postgresql+asyncpg://u:secret@127.0.0.1:abc/x",  # non-numeric port
+        "postgresql+asyncpg://u:secret@[::1/x",  # unclosed IPv6 bracket
+        "garbage",
+        "sqlite+aiosqlite:///",  # in-memory: would keep nothing
+        "sqlite+aiosqlite:///:memory:",
+    ],
+)
+def test_unusable_urls_are_one_line_config_errors(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        normalise_url(raw)
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL=") and "\n" not in message
+    assert "secret" not in message

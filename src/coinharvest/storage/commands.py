@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from coinharvest.console import print_error
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime |
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(2)
 
 

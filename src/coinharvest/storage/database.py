@@ -54,8 +54,16 @@ def normalise_url(raw: str) -> str:
     """`raw` with an async driver; `ConfigError` for an unparsable URL or a sync driver."""
     try:
         url = make_url(raw)
-    except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={safe_url(raw)!r} is not a valid database URL") from None
+    except (ArgumentError, ValueError):  # ValueError: e.g. a non-numeric port
+        raise ConfigError(
+            f"DATABASE_URL={safe_url(raw)!r} is invalid: must be a sqlite+aiosqlite:///PATH "
+            "or postgresql+asyncpg://USER:PASSWORD@HOST/DB URL"
+        ) from None
+    if url.drivername.startswith("sqlite") and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            f"DATABASE_URL={safe_url(raw)!r} is invalid: must name a database file "
+            "(an in-memory database would keep nothing)"
+        )
     backend, _, driver = url.drivername.partition("+")
     backend = _SYNC_ALIASES.get(backend, backend)
     wanted = _ASYNC_DRIVERS.get(backend)

@@ -54,7 +54,7 @@ def safe_url(url: str) -> str:
     """`url` with any password hidden (``postgresql+asyncpg://app:***@db/coins``)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: e.g. a non-numeric port
         return "<unparsable URL>"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from coinharvest.storage.queries import HistoryPoint, LatestValue, RunDetail, RunRow
@@ -67,8 +68,8 @@ def runs_table(rows: Sequence[RunRow]) -> Table:
         )
     for r in rows:
         table.add_row(
-            r.run_id,
-            r.trigger,
+            escape(r.run_id),
+            escape(r.trigger),
             _status(r.status),
             _when(r.started_at),
             _secs(r.duration_s),
@@ -93,20 +94,20 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
             f"{run.coins_ok} ok, {run.coins_failed} failed, {run.coins_deferred} deferred of "
             f"{run.coins_total} · {run.requests} requests, {run.rate_limited} rate-limited, "
             f"{run.retries} retries, max {run.max_in_flight} in flight"
-            + (f"\n[red]{run.error}[/]" if run.error else "")
+            + (f"\n[red]{escape(run.error)}[/]" if run.error else "")
         ),
     )
     for col in ("Coin", "Status", "Time", "Attempts", "Sources", "Metrics", "Error"):
         coins.add_column(col, justify="right" if col in {"Time", "Attempts", "Metrics"} else "left")
     for c in detail.coins:
         coins.add_row(
-            c.symbol,
+            escape(c.symbol),
             _status(c.status),
             f"{c.duration_s * 1000:.0f} ms",
             str(c.attempts),
-            c.sources,
+            escape(c.sources),
             str(c.observation_count),
-            c.error or "",
+            escape(c.error or ""),
         )
     jobs = Table(title="Request timeline (seconds from run start)", title_justify="left")
     for col in ("Job", "Try", "Source", "Coins", "Queued", "Started", "Ended", "Status", "Error"):
@@ -117,13 +118,13 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
         jobs.add_row(
             str(j.job_id),
             str(j.attempt),
-            j.source,
-            _short(j.symbols),
+            escape(j.source),
+            escape(_short(j.symbols)),
             f"{j.queued_s:.3f}",
             "" if j.started_s is None else f"{j.started_s:.3f}",
             "" if j.ended_s is None else f"{j.ended_s:.3f}",
             _status(j.status),
-            j.error or "",
+            escape(j.error or ""),
         )
     return Group(coins, jobs)
 
@@ -136,10 +137,10 @@ def latest_table(rows: Sequence[LatestValue]) -> Table:
     for r in rows:
         value = "" if r.value is None else f"{r.value:,.6g}"
         table.add_row(
-            r.symbol,
-            r.metric,
+            escape(r.symbol),
+            escape(r.metric),
             value + (" (est.)" if r.estimated else ""),
-            r.source,
+            escape(r.source),
             r.confidence,
             age(r.age_s),
             _when(r.observed_at),
@@ -156,9 +157,9 @@ def history_table(symbol: str, metric: str, rows: Sequence[HistoryPoint]) -> Tab
         table.add_row(
             _when(r.observed_at),
             "" if r.value is None else f"{r.value:,.6g}",
-            r.source,
+            escape(r.source),
             r.confidence,
-            r.run_id,
+            escape(r.run_id),
         )
     return table
 
