@@ -149,7 +149,7 @@ def test_missing_directory_is_one_line(tmp_path: Path) -> None:
     ("url", "says"),
     [
         ("mysql://u:pw@h/db", "DATABASE_URL='mysql://u:***@h/db' is invalid"),
-        ("not a url", "is not a valid database URL"),
+        ("not a url", "is invalid: must be a sqlite+aiosqlite"),
         ("postgresql+psycopg2://u@h/db", "use the async driver postgresql+asyncpg://"),
     ],
 )
