@@ -79,8 +79,10 @@ def test_deprecated_delay_warns_once(tmp_path: Path) -> None:
 
 
 def test_demo_collects_the_11_coins_through_the_emulator(tmp_path: Path) -> None:
-    result = run_cli("demo", cwd=tmp_path)
+    result = run_cli("demo", cwd=tmp_path, env={"DEBUG": "limiter"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "DEBUG limiter coingecko: start granted" in result.stderr  # DEBUG namespaces work
+    assert "DEBUG engine" not in result.stderr
     assert "11 ok, 0 failed, 0 deferred of 11" in result.stdout
     assert re.search(r"emulator: coingecko 1,.* requests; 0 limit violations", result.stdout)
     assert "Processing 11 coins with max concurrency: 5" in result.stderr

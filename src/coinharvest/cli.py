@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from coinharvest import __version__
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
-from coinharvest.console import print_error
+from coinharvest.console import err, out, print_error
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import Coin, RunStatus, RunSummary
 from coinharvest.sources.base import Source
@@ -36,8 +35,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-out = Console()
-err = Console(stderr=True)
 log = get_logger("cli")
 
 CoinsOption = Annotated[

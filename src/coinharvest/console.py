@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.text import Text
 
 __all__ = ["err", "out", "print_error"]
 
-#: Tables and results (stdout).
-out = Console()
+#: Tables and results (stdout). Piped into a file or another tool, tables get 160 columns
+#: instead of Rich's 80, so values aren't cut (COLUMNS still wins when set).
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 #: Errors, progress and logs (stderr).
 err = Console(stderr=True)
 

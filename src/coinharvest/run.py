@@ -41,6 +41,7 @@ __all__ = ["Run"]
 
 log = get_logger("engine")
 dlog = get_logger("scheduler:dispatch")
+llog = get_logger("limiter")
 
 _UNAVAILABLE = "__unavailable__"
 
@@ -206,6 +207,7 @@ class Run:
             if best is None or not best.limiter.try_start(now):
                 return
             self.e.slots.take()
+            llog.debug("%s: start granted %r", best.source, best.limiter)
             self._launch(best, best.pop(), now)
 
     @staticmethod
@@ -333,6 +335,7 @@ class Run:
                 job.attempts, outcome.retry_after, lane.limiter.limits.min_interval_s
             )
             lane.limiter.cool_down(now + wait)
+            llog.debug("%s: cooling down %.3f s %r", job.source, wait, lane.limiter)
             log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)
             self._retry_or_give_up(lane, job, record, outcome, now, JobStatus.RATE_LIMITED, 0.0)
         elif isinstance(outcome, TransientError):

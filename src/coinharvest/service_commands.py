@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from coinharvest.console import print_error
 from coinharvest.errors import ConfigError, StoreError
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-err = Console(stderr=True)
 
 CoinsOption = Annotated[
     Path | None,

@@ -108,6 +108,13 @@ def test_unknown_run_and_bad_since_exit_2(filled_db: str) -> None:
     assert code == 2 and "--since" in err
 
 
+def test_history_of_an_unknown_coin_or_metric_says_so(filled_db: str) -> None:
+    code, _, err = invoke("history", "NOPE", "-m", "m0", COINHARVEST_DB=filled_db)
+    assert code == 2 and "no observations of coin 'NOPE'" in err
+    code, _, err = invoke("history", "BTC", "-m", "nope", COINHARVEST_DB=filled_db)
+    assert code == 2 and "BTC has no metric 'nope' (known: " in err
+
+
 def test_parse_since() -> None:
     assert parse_since("2h", now=T0) == T0 - minutes(120)
     assert parse_since("2026-11-28T10:00", now=T0) == T0

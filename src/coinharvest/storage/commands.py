@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
-from coinharvest.console import print_error
+from coinharvest.console import err, out, print_error
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["db_app", "export", "history", "latest", "register", "runs_app"]
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SinceOption = Annotated[
@@ -128,6 +125,8 @@ def history(
 
     start = parse_since(since)
     rows = _with_db(lambda db: queries.history(db, symbol, metric, since=start))
+    if not rows and (reason := _with_db(lambda db: queries.why_no_history(db, symbol, metric))):
+        _fail(reason)
     _emit([r.as_dict() for r in rows] if json else render.history_table(symbol, metric, rows), json)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "latest_values",
     "list_runs",
     "run_detail",
+    "why_no_history",
 ]
 
 
@@ -264,3 +265,15 @@ async def export_rows(
 
 def _cols(table: Any, record: type[Any]) -> list[Any]:
     return [table.c[name] for name in record.__dataclass_fields__]
+
+
+async def why_no_history(db: AsyncEngine, symbol: str, metric: str) -> str | None:
+    """Why `history(symbol, metric)` is empty, if the coin or the metric is unknown: a one-line
+    reason naming the known metrics; None when both exist (just nothing in that period)."""
+    stored = await latest_values(db, [symbol.upper()])
+    if not stored:
+        return f"no observations of coin {symbol.upper()!r} are stored (see `coinharvest latest`)"
+    metrics = sorted({v.metric for v in stored})
+    if metric not in metrics:
+        return f"{symbol.upper()} has no metric {metric!r} (known: {', '.join(metrics)})"
+    return None
