@@ -20,7 +20,6 @@ from coinharvest.engine import Engine
 from coinharvest.models import Coin, CoinStatus, Confidence, RunSummary
 from coinharvest.retry import RetryPolicy
 from coinharvest.sources.registry import (
-    SPACING_GUARD_S,
     build_sources,
     effective_batch_sizes,
     effective_limits,
@@ -34,6 +33,9 @@ async def _warm_up(base_url: str) -> None:
     spacing), so the client process's one-off lazy imports don't delay the timed run."""
     async with httpx.AsyncClient() as client:
         await client.get(f"{base_url}/v1/stats")
+
+
+GUARD_S = 0.020
 
 
 async def test_1000_coins_cost_4_coingecko_requests_within_10_percent_of_the_bound(
@@ -53,8 +55,12 @@ async def test_1000_coins_cost_4_coingecko_requests_within_10_percent_of_the_bou
             None,
         )
         sources = build_sources(settings, names=["coingecko"], base_urls=emu.base_urls)
-        limits = effective_limits(settings, sources)
-        limits["coingecko"] = replace(limits["coingecko"], window_s=60 * SCALE + SPACING_GUARD_S)
+        # A 20 ms guard instead of the default 10 ms: at this scale (100 ms spacing) a loaded
+        # 2-core machine can delay one arrival at the emulator by 10-20 ms, which would show
+        # as a spacing violation that has nothing to do with the engine. The bound below
+        # includes whatever guard is used, so the 10 % check is unchanged in meaning.
+        limits = effective_limits(settings, sources, guard_s=GUARD_S)
+        limits["coingecko"] = replace(limits["coingecko"], window_s=60 * SCALE + GUARD_S)
         coins = [
             Coin(f"SYN{i}", f"Synth {i}", {"coingecko": synthetic_id(i)}, (("coingecko",),))
             for i in range(1, 1001)
@@ -80,7 +86,7 @@ async def test_1000_coins_cost_4_coingecko_requests_within_10_percent_of_the_bou
     bound = 3 * spacing + service
     nominal = 3 * 2.0 * SCALE + service
     print(f"1000 coins: {summary.duration_s:.3f} s; bound {bound:.3f} s "
-          f"({nominal:.3f} s without the {SPACING_GUARD_S * 1000:g} ms guard)")  # fmt: skip
+          f"({nominal:.3f} s without the {GUARD_S * 1000:g} ms guard)")  # fmt: skip
     assert bound <= summary.duration_s <= bound * 1.10
 
 
