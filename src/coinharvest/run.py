@@ -487,6 +487,9 @@ class Run:
                 )
             )
         self.states.clear()
+        # Report in the coins' own order (priority, then file order), not completion order.
+        order = {c.symbol: i for i, c in enumerate(self.coins)}
+        self.results.sort(key=lambda r: order.get(r.symbol, len(order)))
         counts = {s: sum(1 for r in self.results if r.status is s) for s in CoinStatus}
         total = len(self.results)
         if cancelled or (self._stopping and counts[CoinStatus.DEFERRED]):
