@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from coinharvest.coins import load_coins
 from coinharvest.config import Settings
 from coinharvest.engine import Engine
 from coinharvest.errors import ConfigError
+from coinharvest.loopserver import bind, start
 from coinharvest.metrics import Metrics
 from coinharvest.models import Coin, CoinResult, RunSummary
 from coinharvest.scheduler import Scheduler, SchedulerStats
@@ -133,28 +133,17 @@ async def http_server(app: Any, host: str, port: int) -> AsyncIterator[str]:
         server_header=False,
         timeout_graceful_shutdown=HTTP_GRACE_S,
     )
-    config.load()
     server = uvicorn.Server(config)
-    server.lifespan = config.lifespan_class(config)
-    sock = _bind(host, port)
     try:
-        await server.startup(sockets=[sock])
+        sock = bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    try:
+        await start(server, sock)
         bound = sock.getsockname()[1]
         yield f"http://{f'[{host}]' if ':' in host else host}:{bound}"
     finally:
         await server.shutdown(sockets=[sock])
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
 
 
 @contextlib.contextmanager

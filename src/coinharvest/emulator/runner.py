@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from coinharvest.emulator.app import EmulatorApp
 from coinharvest.emulator.config import UPSTREAMS, EmulatorConfig, UpstreamName, merge_config
+from coinharvest.loopserver import bind, start
 
 __all__ = ["RunningEmulator", "base_urls_for", "run_emulator", "serve", "uvicorn_config"]
 
@@ -67,14 +67,6 @@ def uvicorn_config(app: EmulatorApp, host: str, port: int, **options: Any) -> uv
         timeout_graceful_shutdown=2,
         **options,
     )
-
-
-async def _start(server: uvicorn.Server, sock: socket.socket) -> None:
-    """Start listening without uvicorn's main loop (no signal handlers, no 0.1 s ticks)."""
-    if not server.config.loaded:
-        server.config.load()
-    server.lifespan = server.config.lifespan_class(server.config)
-    await server.startup(sockets=[sock])
 
 
 async def _stop(server: uvicorn.Server, grace_s: float = 2.0) -> None:
@@ -157,17 +149,6 @@ class RunningEmulator:
         return await self.configure({"upstreams": {name: patch}})
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets
-    # whose proto says TCP, and without it Nagle + delayed ACK add 40 ms per response.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
 @contextlib.asynccontextmanager
 async def run_emulator(
     config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
@@ -181,13 +162,13 @@ async def run_emulator(
     :raises OSError: if the address cannot be bound.
     """
     app = EmulatorApp(config)
-    sock = _bind(host, port)
+    sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn_config(app, host, bound_port, log_config=None, log_level="warning")
     )
     try:
-        await _start(server, sock)
+        await start(server, sock)
         yield RunningEmulator(app, host, bound_port)
     finally:
         app.closing.set()
