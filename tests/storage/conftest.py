@@ -86,7 +86,9 @@ async def faulty_store(db_url: str) -> AsyncIterator[tuple[Store, FaultInjector]
         await engine.dispose()
 
 
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+#: A recent instant, relative to now, so that no test depends on today's date (data two
+#: hours old is neither stale nor in the future, whatever day the tests run).
+T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
 
 
 def result(

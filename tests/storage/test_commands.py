@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,14 @@ def test_runs_latest_history_export(filled_db: str, tmp_path: Path) -> None:
     }
     assert all(r["source"] == "coingecko" and r["confidence"] == "high" for r in got)
     code, out, _ = invoke(
-        "history", "BTC", "--metric", "m1", "--since", "2026-11-01", "--json", **env
+        "history",
+        "BTC",
+        "--metric",
+        "m1",
+        "--since",
+        (T0 - timedelta(days=1)).strftime("%Y-%m-%d"),
+        "--json",
+        **env,
     )
     assert code == 0 and [p["value"] for p in json.loads(out)] == [91235.5]
     target = tmp_path / "out.csv"
@@ -96,7 +104,7 @@ def test_runs_latest_history_export(filled_db: str, tmp_path: Path) -> None:
     code, out, _ = invoke("export", "--format", "json", "--since", "1d", **env)
     assert code == 0 and len(json.loads(out)) == 5
     code, out, _ = invoke("db", "upgrade", **env)
-    assert code == 0 and "revision 0002" in out
+    assert code == 0 and "revision 0003" in out
 
 
 def test_unknown_run_and_bad_since_exit_2(filled_db: str) -> None:
@@ -117,8 +125,9 @@ def test_history_of_an_unknown_coin_or_metric_says_so(filled_db: str) -> None:
 
 def test_parse_since() -> None:
     assert parse_since("2h", now=T0) == T0 - minutes(120)
-    assert parse_since("2026-11-28T10:00", now=T0) == T0
-    assert parse_since("2026-11-28T11:00+01:00") == T0
+    fixed = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    assert parse_since("2026-11-28T10:00", now=T0) == fixed
+    assert parse_since("2026-11-28T11:00+01:00") == fixed
     assert parse_since(None) is None
 
 

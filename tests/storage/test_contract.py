@@ -200,6 +200,8 @@ async def test_open_interrupts_runs_of_dead_processes_only(db_url: str) -> None:
         await first.coin_completed("dead", result("B", status=CoinStatus.FAILED))
         await first.run_started("alive", "manual", T0, [])
         await first.run_started("stale", "manual", datetime.now(UTC) - timedelta(days=3), [])
+        # This host's run whose process (this one) lives is running however old it is.
+        await first.run_started("long", "manual", datetime.now(UTC) - timedelta(days=3), [])
         host = first.owner.rpartition(":")[0]
         async with first.engine.begin() as conn:
             await conn.execute(
@@ -213,6 +215,7 @@ async def test_open_interrupts_runs_of_dead_processes_only(db_url: str) -> None:
     assert got["dead"].error is not None and "interrupted" in got["dead"].error
     assert got["stale"].status == "interrupted"
     assert got["alive"].status == "running"  # its process (this one) still runs
+    assert got["long"].status == "running"  # older than stale_after, but its process lives
 
 
 # --------------------------------------------------------------------------- queries
@@ -275,4 +278,21 @@ async def test_runs_list_newest_first_and_detail_by_prefix(store: Store) -> None
     assert (await queries.run_detail(store.engine, "aaa")) is None  # ambiguous
     assert (await queries.run_detail(store.engine, "zzz")) is None
     detail = await queries.run_detail(store.engine, "aaa111")
-    assert detail is not None and detail.as_dict()["run"]["started_at"].startswith("2026-11-28")
+    assert detail is not None and detail.as_dict()["run"]["started_at"].startswith(
+        T0.strftime("%Y-%m-%d")
+    )
+
+
+async def test_notes_on_dropped_metrics_are_kept_with_the_coin(store: Store) -> None:
+    await store.run_started("n1", "manual", T0, [])
+    noted = result("ETH", 2)
+    noted.notes = [
+        "blockchair: onchain_volume_24h: not in the answer (volume_24h)",
+        "coingecko: market_cap_usd: market_cap = 0 means unknown at coingecko",
+    ]
+    await store.coin_completed("n1", noted)
+    await store.coin_completed("n1", result("BTC", 1))
+    detail = await queries.run_detail(store.engine, "n1")
+    assert detail is not None
+    notes = {c.symbol: c.notes for c in detail.coins}
+    assert notes == {"ETH": "\n".join(noted.notes), "BTC": None}

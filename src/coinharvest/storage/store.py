@@ -291,12 +291,19 @@ class Store:
                 await asyncio.sleep(wait)
 
     def _is_dead(self, owner: str | None, started: datetime, now: datetime) -> bool:
-        if owner is None or now - started > self.stale_after:
+        """Whether a ``running`` run's process is gone.
+
+        A run of this host is judged by its process alone: alive means running, however old
+        (a long ``collect`` is not interrupted under its own feet). Only a run of another
+        host, whose process can't be seen from here, is taken as dead by age
+        (`stale_after`); a run with no recorded owner is dead.
+        """
+        if owner is None:
             return True
         host, _, pid = owner.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
-            return False  # another machine's run: only staleness can tell
-        return not _pid_alive(int(pid))
+        if host == socket.gethostname() and pid.isdigit():
+            return not _pid_alive(int(pid))
+        return now - started > self.stale_after
 
 
 def _pid_alive(pid: int) -> bool:
