@@ -5,21 +5,32 @@ Two questions, two functions:
 - `parse_retry_after(headers)`: how long did the server ask us to wait? (seconds or None)
 - `RetryPolicy`: how long do *we* wait before the next attempt, given the error?
 
+and two hints that are not headers of a 429:
+
+- `parse_body_retry_after(text)`: the wait written in a plain-text 429 body (NanoRPCProxy:
+  ``Max allowed requests of 5000 reached. Time left: 123sec``);
+- `parse_quota_spent(headers)`: a *successful* answer saying the quota is spent
+  (CoinGecko: ``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``): seconds until reset.
+
 Jitter only ever *adds* to a server's requested wait: shortening it walks straight back
 into the limit.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryPolicy", "parse_body_retry_after", "parse_quota_spent", "parse_retry_after"]
 
 _EPOCH_THRESHOLD = 1e9  # x-ratelimit-reset values above this are epoch seconds
+_BODY_HINT_MAX = 2000  # characters of a body searched for a hint
+_TIME_LEFT = re.compile(r"(?i)\btime\s+left\s*:?\s*(\d+(?:\.\d+)?)\s*(?:s|secs?|seconds?)\b")
 
 
 def _parse_http_date(value: str) -> datetime | None:
@@ -57,10 +68,7 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     ``X-RateLimit-Reset`` (epoch if > 1e9, a date string such as CoinGecko's, else seconds).
     A date in the past counts as no hint. `headers` must be case-insensitive (httpx's are).
     """
-    ref = now or datetime.now(UTC)
-    date_header = headers.get("date")
-    if date_header and (server_now := _parse_http_date(date_header)) is not None:
-        ref = server_now
+    ref = _reference_time(headers, now)
     retry_after = (headers.get("retry-after") or "").strip()
     if retry_after:
         if (seconds := _seconds(retry_after)) is not None:
@@ -74,6 +82,54 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     ) is not None:
         return seconds
     return _x_ratelimit_reset(headers.get("x-ratelimit-reset"), ref)
+
+
+#: Shortest wait read from a body hint (NanoRPCProxy rounds "Time left" to whole seconds).
+MIN_BODY_HINT_S = 1.0
+
+
+def parse_body_retry_after(text: str) -> float | None:
+    """Seconds a plain-text limit answer asks us to wait, from ``Time left: N sec``.
+
+    NanoRPCProxy answers 429 with ``Max allowed requests of 5000 reached. Time left: 123sec``
+    and no Retry-After; ``N sec``, ``Nsec``, ``Ns`` and ``N seconds`` are all accepted.
+    None when the text has no such hint. The proxy rounds N (it can say ``0sec`` with a
+    fraction of a second left), so the wait is at least `MIN_BODY_HINT_S`.
+    """
+    match = _TIME_LEFT.search(text[:_BODY_HINT_MAX])
+    return max(MIN_BODY_HINT_S, float(match.group(1))) if match else None
+
+
+def parse_quota_spent(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds until the quota resets, when an answer says it is spent; else None.
+
+    "Spent" is ``x-ratelimit-remaining`` ≤ 0 together with a usable ``x-ratelimit-reset``
+    (epoch seconds, seconds, or a date such as CoinGecko's ``2025-07-25 14:54:00 +0000``,
+    measured against the response's ``Date`` header as in `parse_retry_after`). CoinGecko
+    sends these on successful answers: the answer is good, but the next request would be
+    refused until the reset. `headers` must be case-insensitive (httpx's are).
+    """
+    remaining = _number((headers.get("x-ratelimit-remaining") or "").strip())
+    if remaining is None or remaining > 0:
+        return None
+    reset = _x_ratelimit_reset(headers.get("x-ratelimit-reset"), _reference_time(headers, now))
+    return None if reset is None else _positive(reset)
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _reference_time(headers: Mapping[str, str], now: datetime | None) -> datetime:
+    """The server's "now" (its ``Date`` header) if usable, else `now` or the local clock."""
+    date_header = headers.get("date")
+    if date_header and (server_now := _parse_http_date(date_header)) is not None:
+        return server_now
+    return now or datetime.now(UTC)
 
 
 def _x_ratelimit_reset(value: str | None, ref: datetime) -> float | None:

@@ -1,11 +1,22 @@
-"""Tells the engine when a job's request really leaves, so limits count from that moment.
+"""Tells the engine when a job's request is really on the wire, and when its quota is spent.
 
-The engine commits a start when it admits a job; the bytes leave a little later (task
-scheduling, building the request, a busy event loop). A source's HTTP client calls
-`notify_sent()` just before it sends (an httpx request hook); the engine, which set the
-callback with `on_send()` around ``fetch``, then re-stamps the start in the limiter.
-The callback lives in a context variable, so it is per job task and needs no plumbing
-through the `Source` interface. Sources that don't call it lose nothing but this precision.
+The engine commits a start when it admits a job; the bytes leave later (task scheduling,
+building the request, and above all opening the connection: DNS, TCP, TLS). DESIGN §11:
+a start counts from the moment the request's headers are sent. So:
+
+- the engine sets its callbacks with `on_wire(sent=..., exhausted=...)` around ``fetch``;
+- a source's HTTP client wraps each request in `outgoing()`, which reports "sent" as the
+  request is handed to the transport (all that a transport that reports nothing, such as
+  ``httpx.MockTransport``, allows), and calls `notify_sent()` again when the transport
+  reports that the headers are being sent (httpcore's ``trace`` extension); each call
+  re-stamps the start in the limiter, later only;
+- only the job's **first** request counts: once it has ended, further "sent" reports of
+  the same job (a source making a second request) are ignored;
+- `notify_exhausted(seconds)`: a successful answer said the source's quota is spent
+  (``x-ratelimit-remaining: 0``) until `seconds` from now; the engine pauses the source.
+
+The callbacks live in a context variable, so they are per job task and need no plumbing
+through the `Source` interface. Sources that don't report lose nothing but this precision.
 """
 
 from __future__ import annotations
@@ -13,24 +24,59 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-__all__ = ["notify_sent", "on_send"]
+__all__ = ["notify_exhausted", "notify_sent", "on_wire", "outgoing"]
 
-_callback: ContextVar[Callable[[], None] | None] = ContextVar("coinharvest_on_send", default=None)
+
+@dataclass(slots=True)
+class _Job:
+    """The current job's callbacks, and whether its first request has ended."""
+
+    sent: Callable[[], None] | None
+    exhausted: Callable[[float], None] | None
+    settled: bool = False
+
+
+_job: ContextVar[_Job | None] = ContextVar("coinharvest_on_wire", default=None)
 
 
 @contextmanager
-def on_send(callback: Callable[[], None]) -> Iterator[None]:
-    """Within this block (in this task), `notify_sent()` calls `callback`."""
-    token = _callback.set(callback)
+def on_wire(
+    *,
+    sent: Callable[[], None] | None = None,
+    exhausted: Callable[[float], None] | None = None,
+) -> Iterator[None]:
+    """Within this block (in this task): `notify_sent()` calls `sent` (until the first
+    request has ended), `notify_exhausted(seconds)` calls `exhausted(seconds)`."""
+    token = _job.set(_Job(sent, exhausted))
     try:
         yield
     finally:
-        _callback.reset(token)
+        _job.reset(token)
 
 
 def notify_sent() -> None:
-    """A request of the current job is about to be sent."""
-    callback = _callback.get()
-    if callback is not None:
-        callback()
+    """The current job's request is on the wire now (its headers are being sent)."""
+    job = _job.get()
+    if job is not None and not job.settled and job.sent is not None:
+        job.sent()
+
+
+def notify_exhausted(seconds: float) -> None:
+    """The source said its quota is spent for `seconds` from now (answer still good)."""
+    job = _job.get()
+    if job is not None and job.exhausted is not None:
+        job.exhausted(seconds)
+
+
+@contextmanager
+def outgoing() -> Iterator[None]:
+    """Around one request: reports "sent" now, and settles the job's start when it ends."""
+    notify_sent()
+    try:
+        yield
+    finally:
+        job = _job.get()
+        if job is not None:
+            job.settled = True

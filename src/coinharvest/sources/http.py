@@ -16,6 +16,18 @@
   source and the endpoint;
 - an invalid URL or unsupported scheme → `PermanentError`.
 
+A rate-limit answer without a header hint may carry one in its body (NanoRPCProxy's plain
+text ``Time left: 123sec``): `parse_body_retry_after`. A *successful* answer saying the quota
+is spent (``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``, as CoinGecko sends) is
+returned as usual and reported with `sending.notify_exhausted`, so the engine pauses the
+source until the reset instead of walking into a 429.
+
+Every request reports when it is on the wire (DESIGN §11, `coinharvest.sending`): when it is
+handed to the transport, then again when httpcore's ``trace`` extension says its headers are
+being sent (``http11.`` / ``http2.send_request_headers.started``), i.e. after the connection
+(DNS, TCP, TLS) is open. A transport that does not trace (``httpx.MockTransport``, ASGI)
+keeps the first report.
+
 API keys never reach an error message or a log line: every message passes through
 `redact`, which replaces the client's secrets and any ``token=``, ``key=``, ``api_key=``,
 ``x_cg_demo_api_key=`` or ``x_cg_pro_api_key=`` query value with ``***``.
@@ -44,8 +56,8 @@ from coinharvest.errors import (
     SourceError,
     TransientError,
 )
-from coinharvest.retry import parse_retry_after
-from coinharvest.sending import notify_sent
+from coinharvest.retry import parse_body_retry_after, parse_quota_spent, parse_retry_after
+from coinharvest.sending import notify_exhausted, notify_sent, outgoing
 from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger
 
@@ -72,6 +84,10 @@ _SECRET_PARAM = re.compile(
 )
 _TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 _MESSAGE_KEYS = ("error_message", "message", "error", "detail")
+#: httpcore ``trace`` events that mean "the request's headers are being sent now".
+_HEADERS_SENT = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
 
 #: Decides whether a non-2xx answer means "rate limited": ``(status, upstream message)``.
 RateLimitTest = Callable[[int, str], bool]
@@ -185,7 +201,6 @@ class HttpClient:
             timeout=timeout_s,
             transport=transport,
             follow_redirects=False,
-            event_hooks={"request": [_request_hook]},
         )
 
     def __repr__(self) -> str:
@@ -223,9 +238,14 @@ class HttpClient:
         what = f"{method} {path or '/'}"
         started = time.perf_counter()
         try:
-            response = await self._client.request(
-                method, path, params=dict(params) if params else None, json=json_body
-            )
+            with outgoing():
+                response = await self._client.request(
+                    method,
+                    path,
+                    params=dict(params) if params else None,
+                    json=json_body,
+                    extensions={"trace": _trace},
+                )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, what) from None
         except httpx.InvalidURL as exc:
@@ -237,6 +257,9 @@ class HttpClient:
         )
         if not response.is_success:
             raise self._status_error(response)
+        if (reset_in := parse_quota_spent(response.headers)) is not None:
+            self._log.debug("%s: quota spent, resets in %.1f s", what, reset_in)
+            notify_exhausted(reset_in)
         return self._decode(response, what)
 
     def _transport_error(self, exc: httpx.HTTPError, what: str) -> SourceError:
@@ -256,9 +279,10 @@ class HttpClient:
         status = response.status_code
         message = self.redact(upstream_message(response))
         if self._is_rate_limited(status, message):
-            return RateLimited(
-                self.source, parse_retry_after(response.headers), f"HTTP {status}: {message}"
-            )
+            hint = parse_retry_after(response.headers)
+            if hint is None and response.content and not _is_html(response):
+                hint = parse_body_retry_after(response.text)
+            return RateLimited(self.source, hint, f"HTTP {status}: {message}")
         retry_after = (
             parse_retry_after(response.headers) if "retry-after" in response.headers else None
         )
@@ -279,9 +303,10 @@ class HttpClient:
             ) from None
 
 
-async def _request_hook(request: httpx.Request) -> None:
-    """Called by httpx just before a request is sent: limits count from this moment."""
-    notify_sent()
+async def _trace(event: str, info: Mapping[str, Any]) -> None:
+    """httpcore's ``trace`` callback: limits count from the moment the headers are sent."""
+    if event in _HEADERS_SENT:
+        notify_sent()
 
 
 class HttpSource(Source):
