@@ -6,6 +6,8 @@ import httpx
 
 from coinharvest.emulator import RunningEmulator
 
+from .real import real_payload
+
 PING = "/coingecko/api/v3/ping"
 
 
@@ -74,10 +76,42 @@ async def test_blockchair_invalid_key_is_402(
 ) -> None:
     await emu.set_upstream("blockchair", auth={"valid_keys": ["k1"]})
     assert (await client.get("/blockchair/stats?key=k1")).status_code == 200
-    assert (await client.get("/blockchair/stats")).status_code == 200  # keyless still works
     bad = await client.get("/blockchair/stats?key=k2")
     assert bad.status_code == 402
     assert bad.json()["context"]["error"].startswith("Invalid API token")
+
+
+async def test_blockchair_accepts_any_key_by_default(client: httpx.AsyncClient) -> None:
+    for key in ("demo", "anything-at-all"):
+        assert (await client.get(f"/blockchair/bitcoin/stats?key={key}")).status_code == 200
+
+
+async def test_blockchair_keyless_is_430_asking_for_a_key(
+    emu: RunningEmulator, client: httpx.AsyncClient
+) -> None:
+    recorded = real_payload("blockchair_430_body_2023-04-20.json")
+    for path in ("/blockchair/stats", "/blockchair/bitcoin/stats", "/blockchair/stats?key="):
+        response = await client.get(path)
+        assert response.status_code == 430, path
+        assert "retry-after" not in response.headers
+        body = response.json()
+        assert body["data"] is None
+        assert body["context"]["code"] == 430
+        assert body["context"]["error"] == recorded["context"]["error"]  # verbatim
+        assert "Please apply for an API key" in body["context"]["error"]
+        assert set(body["context"]) == set(recorded["context"])
+        assert set(body["context"]["cache"]) == set(recorded["context"]["cache"])
+        assert set(body["context"]["api"]) == set(recorded["context"]["api"])
+    stats = await emu.stats()
+    assert stats["responses"]["blockchair"] == {"430": 3}
+    assert stats["rate_limited"]["total"] == 0  # refused for want of a key, not a limit
+
+
+async def test_blockchair_keyless_allowed_when_switched_off(
+    emu: RunningEmulator, client: httpx.AsyncClient
+) -> None:
+    await emu.set_upstream("blockchair", auth={"key_required": False})
+    assert (await client.get("/blockchair/stats")).status_code == 200
 
 
 async def test_nearblocks_bearer_key(emu: RunningEmulator, client: httpx.AsyncClient) -> None:

@@ -128,8 +128,21 @@ def test_cli_help_documents_every_option() -> None:
     app.command("emulator")(emulator)
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0
-    for option in ("--port", "--host", "--latency-ms", "--universe", "--strict", "--config"):
+    options = (
+        "--port",
+        "--host",
+        "--latency-ms",
+        "--universe",
+        "--strict",
+        "--config",
+        "--blockchair-keyless",
+        "--nano-pre-v19",
+        "--nano-rate-limit-body",
+    )
+    for option in options:
         assert option in result.output
+    assert "Max allowed requests of N reached" in result.output
+    assert "cemented" in result.output and "430" in result.output
 
 
 async def test_two_emulators_side_by_side_on_free_ports() -> None:

@@ -50,6 +50,8 @@ async def test_markets_shape_for_all_default_coins(client: httpx.AsyncClient) ->
     caps = [item["market_cap"] for item in items]
     assert caps == sorted(caps, reverse=True)  # default order: market_cap_desc
     for item in items:
+        if item["id"] == "chia":  # supply unknown to CoinGecko: see test_emulator_real_shapes
+            continue
         strict = item["id"] in ("dash", "digibyte")  # the sample's own coins: no nulls
         assert_shape(item, samples.MARKET_ITEM, nullable=not strict)
     eth = next(item for item in items if item["id"] == "ethereum")
@@ -110,17 +112,17 @@ async def test_threexpl_all_chains_and_unknown_chain(client: httpx.AsyncClient) 
 
 
 async def test_blockchair_chain_stats_shape(client: httpx.AsyncClient) -> None:
-    body = (await client.get("/blockchair/dash/stats")).json()
+    body = (await client.get("/blockchair/dash/stats?key=k")).json()
     assert_shape(body, samples.BLOCKCHAIR_DASH)
     assert body["context"]["code"] == 200
 
 
 async def test_blockchair_all_stats_and_unsupported_chain(client: httpx.AsyncClient) -> None:
-    body = (await client.get("/blockchair/stats")).json()
+    body = (await client.get("/blockchair/stats?key=k")).json()
     assert {"bitcoin", "ethereum", "dash", "monero", "ecash"} <= set(body["data"])
     assert "digibyte" not in body["data"]
     assert_shape(body["data"]["bitcoin"]["data"], samples.BLOCKCHAIR_DASH["data"])
-    missing = await client.get("/blockchair/digibyte/stats")
+    missing = await client.get("/blockchair/digibyte/stats?key=k")
     assert missing.status_code == 404 and missing.json()["context"]["code"] == 404
 
 

@@ -52,7 +52,7 @@ async def test_connection_resets(emu: RunningEmulator, client: httpx.AsyncClient
     errors = 0
     for _ in range(100):
         try:
-            (await client.get("/blockchair/dash/stats")).raise_for_status()
+            (await client.get("/blockchair/dash/stats?key=k")).raise_for_status()
         except httpx.TransportError:
             errors += 1
     assert errors == (await emu.stats())["faults"]["blockchair"]["reset"]

@@ -137,8 +137,8 @@ async def test_max_in_flight(emu: RunningEmulator, client: httpx.AsyncClient) ->
 async def test_daily_cap(emu: RunningEmulator, client: httpx.AsyncClient) -> None:
     await emu.set_upstream("blockchair", limits={"daily_cap": 3, "status": 402})
     for _ in range(3):
-        assert (await client.get("/blockchair/stats")).status_code == 200
-    capped = await client.get("/blockchair/stats")
+        assert (await client.get("/blockchair/stats?key=k")).status_code == 200
+    capped = await client.get("/blockchair/stats?key=k")
     assert capped.status_code == 402
     assert capped.json()["context"]["code"] == 402 and capped.json()["data"] is None
     assert 0 < int(capped.headers["retry-after"]) <= 86_400
@@ -203,7 +203,7 @@ async def test_upstream_specific_rejections(
         }
     )
     for _ in range(2):
-        blockchair = await client.get("/blockchair/bitcoin/stats")
+        blockchair = await client.get("/blockchair/bitcoin/stats?key=k")
         nearblocks = await client.get("/nearblocks/v1/stats")
         nano = await client.post("/nano", json={"action": "block_count"})
     assert blockchair.status_code == 430

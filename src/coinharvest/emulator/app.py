@@ -28,7 +28,12 @@ from collections.abc import Callable
 
 from coinharvest.emulator import admin
 from coinharvest.emulator.catalog import build_catalog
-from coinharvest.emulator.config import EmulatorConfig, UpstreamConfig, UpstreamName
+from coinharvest.emulator.config import (
+    EmulatorConfig,
+    ShapeConfig,
+    UpstreamConfig,
+    UpstreamName,
+)
 from coinharvest.emulator.data import MarketData
 from coinharvest.emulator.faults import (
     FIREWALL_403_PAGE,
@@ -84,12 +89,19 @@ class EmulatorApp:
     def _build_upstreams(self) -> None:
         cfg = self.config
         self.data = MarketData(build_catalog(cfg.seed, cfg.universe), cfg.seed, cfg.cache_s)
-        self.upstreams: dict[str, Upstream] = {
-            name: cls(self.data) for name, cls in UPSTREAM_CLASSES.items()
-        }
+        self.upstreams: dict[str, Upstream] = {}
+        for name, cls in UPSTREAM_CLASSES.items():
+            upstream = self.upstreams[name] = cls(self.data)
+            upstream.shape = self._shape_of(name)
         coingecko = self.upstreams["coingecko"]
         assert isinstance(coingecko, CoinGecko)
         coingecko.usage = self._monthly_usage("coingecko")
+
+    def _shape_of(self, name: UpstreamName) -> Callable[[], ShapeConfig]:
+        def shape() -> ShapeConfig:
+            return self.config.upstreams[name].shape
+
+        return shape
 
     def _monthly_usage(self, name: UpstreamName) -> Callable[[str], int]:
         def usage(key: str) -> int:
@@ -113,7 +125,8 @@ class EmulatorApp:
         """Switch to ``config`` now; limiter state and stats are kept.
 
         A storm restarts its clock only if that upstream's storm settings changed; the data
-        universe is rebuilt only if ``seed``, ``universe`` or ``cache_s`` changed.
+        universe is rebuilt only if ``seed``, ``universe`` or ``cache_s`` changed, and the
+        edge cache is emptied then or when an answer shape changed.
         """
         old, now = self.config, self._clock()
         self.config = config
@@ -123,6 +136,8 @@ class EmulatorApp:
         if (old.seed, old.universe, old.cache_s) != (config.seed, config.universe, config.cache_s):
             self._build_upstreams()
             self._cache.clear()
+        elif any(old.upstreams[n].shape != config.upstreams[n].shape for n in UPSTREAM_CLASSES):
+            self._cache.clear()  # cached answers have the old shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -314,7 +329,6 @@ class EmulatorApp:
         assert storm is not None
         retry_after = ceil_seconds(storm.retry_after_s if storm.retry_after_s is not None else left)
         self.stats.rejected(upstream.name, "storm")
-        self._remember_retry_after(upstream.name, key, now, retry_after)
         context = RejectionContext(
             status=429,
             retry_after=retry_after,
@@ -324,7 +338,7 @@ class EmulatorApp:
             wall=dt.datetime.now(dt.UTC),
             storm=True,
         )
-        return upstream.rejection(context)
+        return self._sent_rejection(upstream, key, now, context)
 
     def _limit_rejection(
         self, upstream: Upstream, cfg: UpstreamConfig, key: str, now: float, rejection: Rejection
@@ -336,7 +350,6 @@ class EmulatorApp:
         retry_after: int | None = None
         if self.rng.random() < limits.retry_after_probability():
             retry_after = ceil_seconds(rejection.retry_after_s)
-            self._remember_retry_after(name, key, now, retry_after)
         context = RejectionContext(
             status=limits.status,
             retry_after=retry_after,
@@ -345,7 +358,22 @@ class EmulatorApp:
             remaining=rejection.remaining,
             wall=dt.datetime.now(dt.UTC),
         )
-        return upstream.rejection(context)
+        return self._sent_rejection(upstream, key, now, context)
+
+    def _sent_rejection(
+        self, upstream: Upstream, key: str, now: float, context: RejectionContext
+    ) -> Response:
+        """The upstream's rejection; a Retry-After it really carries is remembered.
+
+        Some upstreams never send one (NearBlocks outside storms, a NanoRPCProxy), whatever
+        the configuration says: early retries are only counted against a header sent.
+        """
+        response = upstream.rejection(context)
+        if context.retry_after is not None and any(
+            name == b"retry-after" for name, _ in response.headers
+        ):
+            self._remember_retry_after(upstream.name, key, now, context.retry_after)
+        return response
 
 
 def _unknown_upstream(head: str) -> Response:

@@ -5,6 +5,19 @@ makes them drift with time. Synthetic coins are ``synth-00001`` ... ``synth-NNNN
 CoinGecko, and the same names are 3xpl / Blockchair chains. They come from one RNG seeded
 with the emulator's seed, drawing a fixed number of values per coin, so coin ``i`` is the
 same whatever the size of the universe.
+
+Gaps the real APIs have, placed deterministically (by position, whatever the seed):
+
+* CoinGecko does not know the circulating supply of ``chia`` and of every synthetic coin
+  whose index is 11 modulo 20 (``synth-00011``, ``synth-00031``, ...): ``/coins/markets``
+  answers ``market_cap: 0``, ``circulating_supply: 0`` and ``market_cap_rank: null``
+  next to a real price and volume (``CoinSpec.supply_known``).
+* 3xpl answers only ``best_block``, ``best_block_hash`` and ``best_block_time`` for the
+  synthetic chains whose index is 3 modulo 10 (``ChainSpec.threexpl_sparse``), and
+  ``null`` as the main module's ``mempool_events`` for those whose index is 7 modulo 10
+  (``ChainSpec.mempool_known``).
+* Blockchair's stats differ per chain family (``ChainSpec.family``): ``ethereum`` and
+  ``monero`` have their own key sets; every other chain is laid out like ``bitcoin``.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["Catalog", "ChainSpec", "CoinSpec", "build_catalog", "synthetic_id"]
 
@@ -33,11 +47,17 @@ class CoinSpec:
     hashing: str | None
     block_minutes: float | None
     illiquid: bool = False  #: price change, volume and FDV are null (thin markets)
+    supply_known: bool = True  #: False: CoinGecko reports 0 supply and cap, no rank
 
     @property
     def market_cap(self) -> float:
         """Base market cap in USD."""
         return self.price * self.circulating
+
+    @property
+    def listed_market_cap(self) -> float:
+        """Base market cap as CoinGecko lists it: 0 when it does not know the supply."""
+        return self.market_cap if self.supply_known else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,9 @@ class ChainSpec:
     tx_per_day: float
     decimals: int = 8
     blockchair: bool = True
+    family: Literal["bitcoin", "ethereum", "monero"] = "bitcoin"  #: Blockchair stats layout
+    threexpl_sparse: bool = False  #: 3xpl answers only best_block, its hash and time
+    mempool_known: bool = True  #: False: 3xpl's main-module mempool_events is null
 
 
 _D = CoinSpec
@@ -71,7 +94,7 @@ DEFAULT_COINS: tuple[CoinSpec, ...] = (
     _D("ravencoin", "rvn", "Ravencoin", 0.0095, 15_600_000_000, 15_600_000_000, 21e9, 0.08,
        0.285, "2018-01-03", "KAWPOW", 1),
     _D("chia", "xch", "Chia", 8.52, 13_500_000, 34_500_000, None, 0.25, 1645.0,
-       None, "Proof of Space and Time", None),
+       None, "Proof of Space and Time", None, supply_known=False),
     _D("ecash", "xec", "eCash", 0.0000125, 19_900_000_000_000, 19_900_000_000_000, 21e12, 0.03,
        0.0003809, "2021-07-01", "SHA-256", 10),
     _D("nano", "xno", "Nano", 0.752, 133_248_297, 133_248_297, 133_248_297, 0.015, 33.69,
@@ -88,11 +111,12 @@ _C = ChainSpec
 DEFAULT_CHAINS: tuple[ChainSpec, ...] = (
     _C("bitcoin", "Bitcoin", "bitcoin", ("bitcoin-main", "bitcoin-omni"), 600, 925_000, 450_000),
     _C("ethereum", "Ethereum", "ethereum", ("ethereum-main", "ethereum-trace", "ethereum-erc-20"),
-       12, 23_900_000, 1_400_000, 18),
+       12, 23_900_000, 1_400_000, 18, family="ethereum"),
     _C("dash", "Dash", "dash", ("dash-main", "dash-dip2"), 150, 2_379_512, 17_423),
     _C("digibyte", "DigiByte", "digibyte", ("digibyte-main",), 15, 22_050_000, 21_000,
        blockchair=False),
-    _C("monero", "Monero", "monero", ("monero-main",), 120, 3_541_000, 26_000, 12),
+    _C("monero", "Monero", "monero", ("monero-main",), 120, 3_541_000, 26_000, 12,
+       family="monero"),
     _C("ecash", "eCash", "ecash", ("ecash-main",), 600, 925_300, 8_400, 2),
 )
 # fmt: on
@@ -126,6 +150,7 @@ def _synthetic(rng: random.Random, index: int) -> tuple[CoinSpec, ChainSpec]:
         hashing=None,
         block_minutes=None,
         illiquid=draws[6] < 0.02,
+        supply_known=index % 20 != 11,
     )
     block_s = (15.0, 60.0, 150.0, 600.0)[int(draws[7] * 4)]
     chain = ChainSpec(
@@ -136,6 +161,8 @@ def _synthetic(rng: random.Random, index: int) -> tuple[CoinSpec, ChainSpec]:
         block_s=block_s,
         height0=int(10 ** (4 + 3 * draws[5])),
         tx_per_day=10 ** (3 + 3 * draws[4]),
+        threexpl_sparse=index % 10 == 3,
+        mempool_known=index % 10 != 7,
     )
     return coin, chain
 
@@ -146,8 +173,8 @@ class Catalog:
 
     coins: dict[str, CoinSpec]
     chains: dict[str, ChainSpec]
-    ranked: tuple[str, ...]  #: coin ids by base market cap, largest first
-    rank: dict[str, int]
+    ranked: tuple[str, ...]  #: coin ids by listed base market cap, largest first
+    rank: dict[str, int]  #: CoinGecko's market_cap_rank; absent for coins listed at cap 0
 
     @property
     def blockchair_chains(self) -> list[ChainSpec]:
@@ -164,6 +191,7 @@ def build_catalog(seed: int, universe: int) -> Catalog:
         coin, chain = _synthetic(rng, index)
         coins[coin.id] = coin
         chains[chain.name] = chain
-    ranked = tuple(sorted(coins, key=lambda cid: -coins[cid].market_cap))
-    rank = {cid: position for position, cid in enumerate(ranked, start=1)}
+    ranked = tuple(sorted(coins, key=lambda cid: -coins[cid].listed_market_cap))
+    listed = [cid for cid in ranked if coins[cid].supply_known]
+    rank = {cid: position for position, cid in enumerate(listed, start=1)}
     return Catalog(coins=coins, chains=chains, ranked=ranked, rank=rank)

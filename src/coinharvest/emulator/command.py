@@ -7,7 +7,7 @@ Point coinharvest at it with the per-source base URLs it prints, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -32,19 +32,44 @@ _ENV_NAMES = {
     "nano": "NANO",
 }
 
+_BODIES: dict[str, Literal["json", "text"]] = {"json": "json", "text": "text"}
+
 
 def build_config(
-    config_file: Path | None, strict: bool, latency_ms: float | None, universe: int | None
+    config_file: Path | None,
+    strict: bool,
+    latency_ms: float | None,
+    universe: int | None,
+    *,
+    blockchair_keyless: bool = False,
+    nano_pre_v19: bool = False,
+    nano_rate_limit_body: Literal["json", "text"] | None = None,
 ) -> EmulatorConfig:
-    """Defaults, then the strict profile, then the file, then the command-line overrides."""
+    """Defaults, then the strict profile, then the file, then the command-line overrides.
+
+    Flags left at their defaults change nothing, so a ``--config`` file's values stand.
+    """
     config = strict_profile(EmulatorConfig()) if strict else EmulatorConfig()
     if config_file is not None:
         config = load_config(config_file, config)
-    patch: dict[str, object] = {}
+    patch: dict[str, Any] = {}
+    upstreams: dict[str, dict[str, Any]] = {}
     if universe is not None:
         patch["universe"] = universe
     if latency_ms is not None:
-        patch["upstreams"] = {name: {"latency": {"fixed_ms": latency_ms}} for name in UPSTREAMS}
+        for name in UPSTREAMS:
+            upstreams[name] = {"latency": {"fixed_ms": latency_ms}}
+    if blockchair_keyless:
+        upstreams.setdefault("blockchair", {})["auth"] = {"key_required": False}
+    nano_shape: dict[str, Any] = {}
+    if nano_pre_v19:
+        nano_shape["pre_v19"] = True
+    if nano_rate_limit_body is not None:
+        nano_shape["rate_limit_body"] = nano_rate_limit_body
+    if nano_shape:
+        upstreams.setdefault("nano", {})["shape"] = nano_shape
+    if upstreams:
+        patch["upstreams"] = upstreams
     return merge_config(config, patch) if patch else config
 
 
@@ -79,8 +104,36 @@ def emulator(
             "--config",
             exists=True,
             dir_okay=False,
-            help="TOML or JSON file with limits, latency, faults and auth per upstream "
-            "(overrides --strict; --latency-ms and --universe override it).",
+            help="TOML or JSON file with limits, latency, faults, auth and answer shapes per "
+            "upstream (overrides --strict; every other option overrides it).",
+        ),
+    ] = None,
+    blockchair_keyless: Annotated[
+        bool,
+        typer.Option(
+            "--blockchair-keyless",
+            help="Serve Blockchair requests without ?key= (as before July 2025). By default "
+            "a keyless request gets HTTP 430 'Please apply for an API key', as the real API "
+            "answers; any non-empty key is accepted.",
+        ),
+    ] = False,
+    nano_pre_v19: Annotated[
+        bool,
+        typer.Option(
+            "--nano-pre-v19",
+            help="Emulate a Nano node older than V19: block_count answers "
+            '{"count": "...", "unchecked": "..."} with no "cemented"; no telemetry action.',
+        ),
+    ] = False,
+    nano_rate_limit_body: Annotated[
+        str | None,
+        typer.Option(
+            "--nano-rate-limit-body",
+            metavar="json|text",
+            help="How Nano answers a rate limit: 'json' (default) = rpc.nano.to's 429 "
+            '{"error":429,"message":"Too many requests. Please Wait."}; \'text\' = '
+            "NanoRPCProxy's 429 'Max allowed requests of N reached. Time left: Ssec' "
+            "(not JSON; X-RateLimit-Limit/-Remaining/-Reset headers, no Retry-After).",
         ),
     ] = None,
 ) -> None:
@@ -89,14 +142,32 @@ def emulator(
     Each upstream lives under its own path prefix; set <SRC>_BASE_URL to the URLs printed
     at start-up. Counters: GET /__emulator__/stats; reset: POST /__emulator__/reset;
     change settings live: POST /__emulator__/config (JSON, same schema as --config).
+
+    Answers follow the real payloads: Blockchair needs a key (BLOCKCHAIR_API_KEY=anything);
+    its ethereum and monero stats have their own key sets; CoinGecko lists chia (and
+    synth-NNNNN with N % 20 == 11) with market_cap 0, circulating_supply 0 and no rank;
+    3xpl answers only best_block* for synth-NNNNN with N % 10 == 3.
     """
+    body = None if nano_rate_limit_body is None else _BODIES.get(nano_rate_limit_body)
+    if nano_rate_limit_body is not None and body is None:
+        raise typer.BadParameter("use 'json' or 'text'", param_hint="--nano-rate-limit-body")
     try:
-        settings = build_config(config, strict, latency_ms, universe)
+        settings = build_config(
+            config,
+            strict,
+            latency_ms,
+            universe,
+            blockchair_keyless=blockchair_keyless,
+            nano_pre_v19=nano_pre_v19,
+            nano_rate_limit_body=body,
+        )
     except (ValueError, ValidationError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
     root = f"http://{host}:{port}"
     typer.echo(f"coinharvest emulator on {root} (universe: {settings.universe} synthetic coins)")
     for name, url in base_urls_for(root).items():
         typer.echo(f"  {_ENV_NAMES[name]}_BASE_URL={url}")
+    if settings.upstream("blockchair").auth.key_required is not False:
+        typer.echo("  Blockchair answers 430 without a key: set BLOCKCHAIR_API_KEY (any value)")
     typer.echo(f"  stats: {root}/__emulator__/stats")
     serve(settings, host, port)

@@ -18,8 +18,13 @@ passed to :func:`coinharvest.emulator.run_emulator`. Example (TOML)::
     error_503 = 0.05
     storm = { start_s = 10, duration_s = 5, retry_after_s = 3 }
 
-Every field has a default that disables the feature (no limits, no latency, no faults, no
-key required), so ``EmulatorConfig()`` is a permissive, fast emulator.
+    [upstreams.nano.shape]
+    pre_v19 = true         # block_count without "cemented"
+    rate_limit_body = "text"
+
+Every field has a default that disables the feature (no limits, no latency, no faults), so
+``EmulatorConfig()`` is a permissive, fast emulator, with one exception that is reality:
+Blockchair requires an API key (``auth.key_required`` defaults to "the upstream's rule").
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "FAULT_KINDS",
+    "NEARBLOCKS_STATS_FIELDS",
     "UPSTREAMS",
     "AuthConfig",
     "EmulatorConfig",
     "FaultConfig",
     "LatencyConfig",
     "LimitConfig",
+    "ShapeConfig",
     "StormConfig",
     "UpstreamConfig",
     "UpstreamName",
@@ -163,13 +170,83 @@ class FaultConfig(_Model):
 class AuthConfig(_Model):
     """Which keys an upstream accepts.
 
-    ``valid_keys=None`` accepts any key. ``plan`` (CoinGecko only) is the host being
-    emulated: ``demo`` (api.coingecko.com) or ``pro`` (pro-api.coingecko.com).
+    ``key_required=None`` (the default) follows the real upstream: Blockchair requires a key
+    (it has blocked keyless requests since July 2025, Blockchair.Support #1652, answering
+    430), the others do not. ``valid_keys=None`` accepts any non-empty key. ``plan``
+    (CoinGecko only) is the host being emulated: ``demo`` (api.coingecko.com) or ``pro``
+    (pro-api.coingecko.com).
     """
 
-    key_required: bool = False
+    key_required: bool | None = None
     valid_keys: list[str] | None = None
     plan: Literal["demo", "pro"] = "demo"
+
+
+#: The fields of NearBlocks' ``/v1/stats`` row that ``shape.null_fields`` may null.
+NEARBLOCKS_STATS_FIELDS = (
+    "total_supply",
+    "circulating_supply",
+    "avg_block_time",
+    "gas_price",
+    "nodes_online",
+    "near_price",
+    "near_btc_price",
+    "market_cap",
+    "volume",
+    "high_24h",
+    "high_all",
+    "low_24h",
+    "low_all",
+    "change_24",
+    "total_txns",
+    "tps",
+)
+
+
+class ShapeConfig(_Model):
+    """Variants of the answers that real deployments of an upstream differ in.
+
+    Each field belongs to one upstream (named first); setting it on another is an error.
+
+    * ``pre_v19`` (nano): a node older than V19: ``block_count`` has no ``cemented``.
+    * ``rate_limit_body`` (nano): ``json`` answers 429 like rpc.nano.to
+      (``{"error":429,"message":"Too many requests. Please Wait."}``); ``text`` like a
+      NanoRPCProxy (``Max allowed requests of N reached. Time left: Ssec`` as a non-JSON
+      body, ``X-RateLimit-*`` headers, no ``Retry-After``).
+    * ``sparse_chains`` (3xpl): chains answered with only ``best_block``,
+      ``best_block_hash`` and ``best_block_time`` (every field is optional at 3xpl), on
+      top of the synthetic chains that are always sparse (see ``upstreams/threexpl.py``).
+    * ``null_fields`` (nearblocks): ``/v1/stats`` fields sent as ``null`` (NearBlocks'
+      columns are nullable; ``near_price`` also nulls the charts' ``near_price``).
+    """
+
+    pre_v19: bool = False
+    rate_limit_body: Literal["json", "text"] = "json"
+    sparse_chains: list[str] = Field(default_factory=list)
+    null_fields: list[str] = Field(default_factory=list)
+
+    @field_validator("null_fields")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NEARBLOCKS_STATS_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown NearBlocks stats fields: {', '.join(unknown)}")
+        return value
+
+    def owner_errors(self, upstream: str) -> list[str]:
+        """Fields set to a non-default value that do not belong to ``upstream``."""
+        owners = {
+            "pre_v19": "nano",
+            "rate_limit_body": "nano",
+            "sparse_chains": "3xpl",
+            "null_fields": "nearblocks",
+        }
+        default = ShapeConfig()
+        return [
+            f"upstreams.{upstream}.shape.{name} applies to {owner} only"
+            for name, owner in owners.items()
+            if owner != upstream and getattr(self, name) != getattr(default, name)
+        ]
 
 
 class UpstreamConfig(_Model):
@@ -180,6 +257,7 @@ class UpstreamConfig(_Model):
     latency: LatencyConfig = LatencyConfig()
     faults: FaultConfig = FaultConfig()
     auth: AuthConfig = AuthConfig()
+    shape: ShapeConfig = ShapeConfig()
 
     def limits_for(self, key: str) -> LimitConfig:
         """The limits that apply to ``key`` (an API key, or ``ip:<addr>`` when keyless)."""
@@ -204,6 +282,13 @@ class EmulatorConfig(_Model):
         cls, value: dict[UpstreamName, UpstreamConfig]
     ) -> dict[UpstreamName, UpstreamConfig]:
         return {name: value.get(name, UpstreamConfig()) for name in UPSTREAMS}
+
+    @model_validator(mode="after")
+    def _shapes_on_their_upstream(self) -> EmulatorConfig:
+        errors = [e for name, cfg in self.upstreams.items() for e in cfg.shape.owner_errors(name)]
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
 
     def upstream(self, name: UpstreamName) -> UpstreamConfig:
         """The configuration of one upstream."""

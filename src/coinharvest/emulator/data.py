@@ -42,6 +42,8 @@ class Quote:
     max_supply: float | None
     fdv: float | None
     updated: float  #: unix seconds
+    #: False: CoinGecko lists supply and market cap as 0 (the values above stay true).
+    supply_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,7 @@ class MarketData:
             max_supply=None if coin.max_supply is None else float(coin.max_supply),
             fdv=None if thin or fdv_supply is None else price * fdv_supply,
             updated=t - 7.3,
+            supply_known=coin.supply_known,
         )
 
     def chain(self, name: str, t: float | None = None) -> ChainState:
@@ -179,7 +182,8 @@ class MarketData:
         tx_24h = int(spec.tx_per_day * self._drift(name + "/tx", t, 0.08, 0.02))
         main_events = int(tx_24h * (2.5 + self._drift(name + "/ev", t, 0.2, 0.0) - 1))
         events = {spec.modules[0]: main_events}
-        mempool: dict[str, int | None] = {spec.modules[0]: max(0, tx_24h // 1500)}
+        main_mempool = max(0, tx_24h // 1500) if spec.mempool_known else None
+        mempool: dict[str, int | None] = {spec.modules[0]: main_mempool}
         for index, module in enumerate(spec.modules[1:], start=1):
             events[module] = max(1, main_events // (40 * index))
             mempool[module] = None

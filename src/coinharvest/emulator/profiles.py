@@ -6,8 +6,10 @@ limits, tightened to the collector's default spacing where the project has one (
 settings must never be rejected under this profile; one that is too eager is.
 
 Sources (reference/upstream-apis.md): CoinGecko demo 30/min and 10,000/month; Blockchair
-keyless 30/min and 1,440/day; NearBlocks free 6/min, 333/day, 10,000/month; rpc.nano.to
-60/min. 3xpl publishes no numbers: 60/min with 1 s spacing is a guess.
+30/min and 1,440/day (its documented free figures, applied per key: keyless requests have
+been refused outright since July 2025, which ``auth`` enforces in every profile);
+NearBlocks free 6/min, 333/day, 10,000/month; rpc.nano.to 60/min. 3xpl publishes no
+numbers: 60/min with 1 s spacing is a guess.
 """
 
 from __future__ import annotations

@@ -137,8 +137,8 @@ class RunningEmulator:
         """Merge settings into one upstream, e.g. ``set_upstream("nano", faults={"reset": 0.1})``.
 
         Keyword names are the sections of :class:`~coinharvest.emulator.config.UpstreamConfig`
-        (``limits``, ``key_limits``, ``latency``, ``faults``, ``auth``); values are mappings
-        or config objects.
+        (``limits``, ``key_limits``, ``latency``, ``faults``, ``auth``, ``shape``); values are
+        mappings or config objects.
         """
         if name not in UPSTREAMS:
             raise ValueError(f"unknown upstream {name!r}; expected one of {UPSTREAMS}")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from coinharvest.emulator.config import AuthConfig, UpstreamName
+from coinharvest.emulator.config import AuthConfig, ShapeConfig, UpstreamName
 from coinharvest.emulator.data import MarketData
 from coinharvest.emulator.faults import cdn_error_page
 from coinharvest.emulator.http import Request, Response, html_response, json_response
@@ -98,12 +98,23 @@ def iso_ms(t: float) -> str:
 
 
 class Upstream(ABC):
-    """One emulated API. Subclasses set :attr:`name` and implement the abstract methods."""
+    """One emulated API. Subclasses set :attr:`name` and implement the abstract methods.
+
+    :attr:`shape` returns the upstream's current :class:`ShapeConfig` (answer variants);
+    the app wires it to the live configuration.
+    """
 
     name: ClassVar[UpstreamName]
+    #: Whether the real upstream refuses keyless requests (``auth.key_required=None``).
+    requires_key: ClassVar[bool] = False
 
     def __init__(self, data: MarketData) -> None:
         self.data = data
+        self.shape: Callable[[], ShapeConfig] = ShapeConfig
+
+    def key_required(self, auth: AuthConfig) -> bool:
+        """``auth.key_required``, or the real upstream's rule when it is ``None``."""
+        return self.requires_key if auth.key_required is None else auth.key_required
 
     @abstractmethod
     def route(self, request: Request) -> Route | None:

@@ -121,7 +121,7 @@ class CoinGecko(Upstream):
             if auth.valid_keys is not None and mine not in auth.valid_keys:
                 return self._wrong_host(auth.plan)
             return mine
-        if auth.key_required:
+        if self.key_required(auth):
             wall = dt.datetime.now(dt.UTC)
             status = {
                 "timestamp": _timestamp(wall),
@@ -267,7 +267,7 @@ class CoinGecko(Upstream):
             keys: dict[str, Callable[[str], Any]] = {
                 "id": lambda cid: cid,
                 "volume": lambda cid: coins[cid].market_cap * coins[cid].volume_ratio,
-                "market_cap": lambda cid: coins[cid].market_cap,
+                "market_cap": lambda cid: coins[cid].listed_market_cap,
             }
             self._orders[order] = sorted(coins, key=keys[field], reverse=reverse)
         return self._orders[order]
@@ -320,4 +320,4 @@ def _order_key(cid: str, quote: Quote, field: str) -> Any:
         return cid
     if field == "volume":
         return quote.volume or 0.0
-    return quote.market_cap
+    return payloads.listed_cap(quote)

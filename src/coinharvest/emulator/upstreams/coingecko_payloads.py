@@ -2,7 +2,11 @@
 
 Field names and types follow the samples of ``/simple/price``, ``/coins/markets`` (the SDK
 model ``MarketGetResponseItem``) and ``/coins/{id}``; integers where CoinGecko sends
-integers (``market_cap``, ``total_volume``), ``null`` where it does.
+integers (``market_cap``, ``total_volume``), ``null`` where it does. For a coin whose
+supply CoinGecko does not know (``Quote.supply_known`` false: ``chia`` and some synthetic
+coins) the answer is laid out as a recorded one (BitCanna, 2021-09-13): ``market_cap``,
+``circulating_supply`` and both ``market_cap_change_*`` are ``0.0``, ``market_cap_rank``
+and ``fully_diluted_valuation`` are ``null``, next to a real price, volume and total supply.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from coinharvest.emulator.upstreams.base import iso_ms
 __all__ = [
     "VS_CURRENCIES",
     "coin_detail",
+    "listed_cap",
     "market_extras",
     "market_item",
     "simple_price_entry",
@@ -56,6 +61,15 @@ def _whole(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
+def listed_cap(quote: Quote) -> float:
+    """Market cap in USD as CoinGecko lists it: 0 when it does not know the supply."""
+    return quote.market_cap if quote.supply_known else 0.0
+
+
+def _listed_supply(quote: Quote) -> float:
+    return quote.circulating if quote.supply_known else 0.0
+
+
 def simple_price_entry(
     quote: Quote, vs_list: list[tuple[str, float]], flags: set[str]
 ) -> dict[str, Any]:
@@ -64,7 +78,7 @@ def simple_price_entry(
     for vs, rate in vs_list:
         entry[vs] = quote.price * rate
         if "include_market_cap" in flags:
-            entry[f"{vs}_market_cap"] = quote.market_cap * rate
+            entry[f"{vs}_market_cap"] = listed_cap(quote) * rate
         if "include_24hr_vol" in flags:
             entry[f"{vs}_24h_vol"] = _scaled(quote.volume, rate)
         if "include_24hr_change" in flags:
@@ -93,23 +107,25 @@ def market_item(
 ) -> dict[str, Any]:
     """One element of the ``/coins/markets`` array; ``extra`` holds requested extras."""
     atl = coin.ath / 2500
+    rank = data.catalog.rank.get(coin.id)
+    known = quote.supply_known
     item: dict[str, Any] = {
         "id": coin.id,
         "symbol": coin.symbol,
         "name": coin.name,
         "image": _image(coin, "large"),
         "current_price": quote.price * rate,
-        "market_cap": _whole(quote.market_cap * rate),
-        "market_cap_rank": data.catalog.rank[coin.id],
-        "fully_diluted_valuation": _whole(_scaled(quote.fdv, rate)),
+        "market_cap": _whole(quote.market_cap * rate) if known else 0.0,
+        "market_cap_rank": rank,
+        "fully_diluted_valuation": _whole(_scaled(quote.fdv, rate)) if known else None,
         "total_volume": _whole(_scaled(quote.volume, rate)),
         "high_24h": quote.high_24h * rate,
         "low_24h": quote.low_24h * rate,
         "price_change_24h": _scaled(quote.change_24h, rate),
         "price_change_percentage_24h": quote.change_24h_pct,
-        "market_cap_change_24h": _scaled(quote.market_cap_change_24h, rate),
-        "market_cap_change_percentage_24h": quote.change_24h_pct,
-        "circulating_supply": quote.circulating,
+        "market_cap_change_24h": _scaled(quote.market_cap_change_24h, rate) if known else 0.0,
+        "market_cap_change_percentage_24h": quote.change_24h_pct if known else 0.0,
+        "circulating_supply": _listed_supply(quote),
         "total_supply": quote.total,
         "max_supply": quote.max_supply,
         "ath": coin.ath * rate,
@@ -120,6 +136,7 @@ def market_item(
         "atl_date": "2015-10-20T00:00:00.000Z",
         "roi": _roi(coin, quote),
         "last_updated": iso_ms(quote.updated),
+        "market_cap_rank_with_rehypothecated": rank,
     }
     item.update(extra)
     return item
@@ -177,7 +194,7 @@ def coin_detail(
     doc["description"] = {"en": f"{coin.name} is a cryptocurrency."}
     doc["image"] = {size: _image(coin, size) for size in ("thumb", "small", "large")}
     doc["genesis_date"] = coin.genesis
-    doc["market_cap_rank"] = data.catalog.rank[coin.id]
+    doc["market_cap_rank"] = data.catalog.rank.get(coin.id)
     if options["market_data"]:
         doc["market_data"] = _detail_market_data(data, coin, quote, t, options["sparkline"])
     if options["tickers"]:
@@ -191,16 +208,18 @@ def _detail_market_data(
 ) -> dict[str, Any]:
     market: dict[str, Any] = {
         "current_price": _by_vs(data, quote.price, t),
-        "market_cap": _by_vs(data, quote.market_cap, t, whole_fiat=True),
-        "fully_diluted_valuation": _by_vs(data, quote.fdv, t, whole_fiat=True),
+        "market_cap": _by_vs(data, listed_cap(quote), t, whole_fiat=True),
+        "fully_diluted_valuation": _by_vs(
+            data, quote.fdv if quote.supply_known else None, t, whole_fiat=True
+        ),
         "total_volume": _by_vs(data, quote.volume, t, whole_fiat=True),
         "high_24h": _by_vs(data, quote.high_24h, t),
         "low_24h": _by_vs(data, quote.low_24h, t),
         "price_change_24h": quote.change_24h,
         "price_change_percentage_24h": quote.change_24h_pct,
-        "market_cap_change_24h": quote.market_cap_change_24h,
-        "market_cap_change_percentage_24h": quote.change_24h_pct,
-        "circulating_supply": quote.circulating,
+        "market_cap_change_24h": quote.market_cap_change_24h if quote.supply_known else 0.0,
+        "market_cap_change_percentage_24h": quote.change_24h_pct if quote.supply_known else 0.0,
+        "circulating_supply": _listed_supply(quote),
         "total_supply": quote.total,
         "max_supply": quote.max_supply,
         "last_updated": iso_ms(quote.updated),

@@ -2,23 +2,54 @@
 
 Actions: ``block_count``, ``available_supply``, ``telemetry`` and ``version``. Like a node,
 every number is a string, and a bad request is answered ``{"error": "…"}`` with HTTP 200.
-Rate limits answer as the rpc.nano.to proxy does: 429
-``{"error": 429, "message": "Too many requests. Please Wait."}``. The node takes no API
-key; callers are limited per client IP.
+The node takes no API key; callers are limited per client IP.
+
+Variants (``shape``):
+
+* ``pre_v19``: a node older than V19 (nano-docs rpc-protocol.md): ``block_count`` has no
+  ``cemented`` (``{"count": "1000", "unchecked": "10"}``), ``telemetry`` (V21+) is an
+  unknown command, and ``version`` names V18.
+* ``rate_limit_body``: ``json`` (default) answers a rate limit as rpc.nano.to does: 429
+  ``{"error": 429, "message": "Too many requests. Please Wait."}``. ``text`` answers as
+  NanoRPCProxy (the software behind ``/proxy`` endpoints such as node.somenano.com) does,
+  from its source (Express ``res.status(429).send(...)``): the non-JSON body
+  ``Max allowed requests of <limit> reached. Time left: <round(wait)>sec`` with Express'
+  default ``text/html; charset=utf-8`` content type, ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (a JavaScript ``Date`` string) and
+  never ``Retry-After``. ``<limit>`` is the configured ``limits.rate`` (NanoRPCProxy's
+  default 5000 when none is set); the wait is the limiter's real one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from typing import Any
 
 from coinharvest.emulator.config import AuthConfig
 from coinharvest.emulator.http import Request, Response, json_response
 from coinharvest.emulator.upstreams.base import RejectionContext, Route, Upstream, anonymous
 
-__all__ = ["ACTIONS", "Nano"]
+__all__ = ["ACTIONS", "PROXY_DEFAULT_LIMIT", "Nano", "proxy_limit_text"]
 
 ACTIONS = ("block_count", "available_supply", "telemetry", "version")
+#: Actions a pre-V19 node lacks (telemetry arrived in V21).
+NEWER_ACTIONS = ("telemetry",)
+#: NanoRPCProxy's default ``rate_limiter.request_limit``, used when no rate is configured.
+PROXY_DEFAULT_LIMIT = 5000
+#: Express sends a string body as HTML unless told otherwise.
+EXPRESS_TEXT_TYPE = b"text/html; charset=utf-8"
+
+
+def proxy_limit_text(limit: int, wait_s: float) -> str:
+    """NanoRPCProxy's 429 body; the seconds are rounded as JavaScript's ``Math.round``."""
+    return f"Max allowed requests of {limit} reached. Time left: {math.floor(wait_s + 0.5)}sec"
+
+
+def _js_date(moment: dt.datetime) -> str:
+    """``String(new Date(...))`` on a server running in UTC."""
+    return moment.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
 
 
 def _action(request: Request) -> str | None:
@@ -45,7 +76,7 @@ class Nano(Upstream):
         action = _action(request)
         if action is None:
             return Route("(unparsable)", self._unparsable)
-        if action not in ACTIONS:
+        if action not in ACTIONS or (self.shape().pre_v19 and action in NEWER_ACTIONS):
             return Route("(unknown action)", self._unknown)
         return Route(f"action:{action}", self._dispatch)
 
@@ -53,8 +84,21 @@ class Nano(Upstream):
         return anonymous(request)
 
     def rejection(self, context: RejectionContext) -> Response:
+        if self.shape().rate_limit_body == "text":
+            return self._proxy_rejection(context)
         body = {"error": 429, "message": "Too many requests. Please Wait."}
         return json_response(429, body, context.retry_after_header())
+
+    def _proxy_rejection(self, context: RejectionContext) -> Response:
+        limit = context.limit if context.limit is not None else PROXY_DEFAULT_LIMIT
+        reset = context.wall + dt.timedelta(seconds=context.wait_s)
+        headers = [
+            (b"x-ratelimit-limit", str(limit).encode()),
+            (b"x-ratelimit-remaining", str(max(0, context.remaining)).encode()),
+            (b"x-ratelimit-reset", _js_date(reset).encode()),
+        ]
+        body = proxy_limit_text(limit, context.wait_s).encode()
+        return Response(429, body, EXPRESS_TEXT_TYPE, headers)
 
     def server_error(self, status: int) -> Response:
         if status == 500:
@@ -73,14 +117,20 @@ class Nano(Upstream):
     def _dispatch(self, request: Request, key: str) -> Response:
         action = _action(request)
         nano = self.data.nano()
+        old = self.shape().pre_v19
         if action == "block_count":
-            body: dict[str, str] = {
-                "count": str(nano.count),
-                "unchecked": str(nano.unchecked),
-                "cemented": str(nano.cemented),
-            }
+            body: dict[str, str] = {"count": str(nano.count), "unchecked": str(nano.unchecked)}
+            if not old:
+                body["cemented"] = str(nano.cemented)
         elif action == "available_supply":
             body = {"available": str(nano.available_raw)}
+        elif action == "version" and old:
+            body = {
+                "rpc_version": "1",
+                "store_version": "14",
+                "protocol_version": "16",
+                "node_vendor": "Nano V18.0",
+            }
         elif action == "version":
             body = {
                 "rpc_version": "1",

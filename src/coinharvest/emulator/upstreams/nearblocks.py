@@ -4,6 +4,10 @@ Auth: ``Authorization: Bearer <key>`` (keyless callers are limited per IP). Numb
 strings except ``id``, ``nodes_online`` and ``tps``. The rate-limit answer is 429 with the
 verbatim ``{"message": …}`` body and no ``Retry-After`` or rate-limit headers (only a
 scheduled storm adds ``Retry-After``).
+
+Every ``/v1/stats`` column is nullable at NearBlocks: ``volume`` and ``change_24`` are
+``null`` for a coin CoinGecko has no volume for, and ``shape.null_fields`` names fields to
+send as ``null`` (``near_price`` there also nulls the charts' ``near_price``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class NearBlocks(Upstream):
             if auth.valid_keys is not None and key not in auth.valid_keys:
                 return json_response(401, {"message": "Invalid API key"})
             return key
-        if auth.key_required:
+        if self.key_required(auth):
             return json_response(401, {"message": "API key required"})
         return anonymous(request)
 
@@ -88,12 +92,19 @@ class NearBlocks(Upstream):
             "total_txns": str(near.total_txns),
             "tps": near.tps,
         }
+        for name in self.shape().null_fields:
+            row[name] = None
         return json_response(200, {"stats": [row]})
 
     def _charts(self, request: Request, key: str) -> Response:
         near = self.data.near()
+        no_price = "near_price" in self.shape().null_fields
         charts = [
-            {"date": iso_ms(day), "near_price": _num(price), "txns": str(txns)}
+            {
+                "date": iso_ms(day),
+                "near_price": None if no_price else _num(price),
+                "txns": str(txns),
+            }
             for day, txns, price in near.txns_by_day
         ]
         return json_response(200, {"charts": charts})

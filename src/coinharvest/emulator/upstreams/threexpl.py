@@ -4,6 +4,13 @@ Auth: ``token=<key>`` query parameter or ``Xpl-Token`` header. Errors and rate l
 the envelope ``{"data": null, "context": {"code": <status>, "error": "..."}}`` with the HTTP
 status mirrored in ``context.code`` (3xpl's exact 429 body is unpublished; this follows the
 Blockchair family it descends from). ``events_24h`` counts *events*: about 2.5-3.5 per tx.
+
+Every field of ``data.blockchains.<chain>`` is optional at 3xpl. A *sparse* chain answers
+only ``best_block``, ``best_block_hash`` and ``best_block_time``: the synthetic chains
+whose index is 3 modulo 10 (``synth-00003``, ``synth-00013``, ...) always, and any chain
+listed in ``shape.sparse_chains`` (e.g. ``["ecash"]``). ``mempool_events`` values may be
+``null``: every secondary module's, and the main module's for the synthetic chains whose
+index is 7 modulo 10.
 """
 
 from __future__ import annotations
@@ -42,11 +49,16 @@ def _block_time(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
-def _chain_data(name: str, state: ChainState, fee_usd: float) -> dict[str, Any]:
-    return {
+def _chain_data(name: str, state: ChainState, fee_usd: float, sparse: bool) -> dict[str, Any]:
+    best = {
         "best_block": state.height,
         "best_block_hash": block_hash(name, state.height),
         "best_block_time": _block_time(state.block_time),
+    }
+    if sparse:
+        return best
+    return {
+        **best,
         "average_fee_24h": {"usd": f"{fee_usd:.4f}"},
         "events_24h": state.events_24h,
         "mempool_events": state.mempool_events,
@@ -70,7 +82,7 @@ class ThreeXpl(Upstream):
             if auth.valid_keys is not None and token not in auth.valid_keys:
                 return _error(401, "Invalid API token")
             return token
-        if auth.key_required:
+        if self.key_required(auth):
             return _error(401, "API token required")
         return anonymous(request)
 
@@ -90,10 +102,12 @@ class ThreeXpl(Upstream):
             response.ids = len(names)
             return response
         t = self.data.now()
+        also_sparse = set(self.shape().sparse_chains)
         blockchains = {}
         for name in names:
             state = self.data.chain(name, t)
-            blockchains[name] = _chain_data(name, state, state.fee_usd)
+            sparse = chains[name].threexpl_sparse or name in also_sparse
+            blockchains[name] = _chain_data(name, state, state.fee_usd, sparse)
         body: dict[str, Any] = {"data": {"blockchains": blockchains}}
         body["library"] = self._library(request.query.get("library", ""), names)
         body["context"] = _context(200)
