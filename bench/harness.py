@@ -83,8 +83,9 @@ def synth_coins(n: int, sources: Sequence[str], *, start: int = 1) -> list[Coin]
 
 
 def http_sources(names: Iterable[str], base_urls: Mapping[str, str]) -> dict[str, Source]:
-    """The real source classes (httpx) pointed at the emulator, with default settings."""
-    settings = load_settings(env={}, env_file=None)
+    """The real source classes (httpx) pointed at the emulator, with default settings
+    (plus a Blockchair key: the emulator, like Blockchair, refuses keyless requests)."""
+    settings = load_settings(env={"BLOCKCHAIR_API_KEY": "bench"}, env_file=None)
     return build_sources(settings, names=list(names), base_urls=base_urls)
 
 

@@ -96,6 +96,7 @@ def service_env(base_urls: dict[str, str], db: Path, port: int) -> dict[str, str
     )
     for name, url in base_urls.items():
         env[f"{ENV_PREFIX[name]}_BASE_URL"] = url
+    env["BLOCKCHAIR_API_KEY"] = "bench"  # the emulator, like Blockchair, refuses keyless calls
     return env
 
 

@@ -119,7 +119,12 @@ def test_sources_lists_limits_and_never_the_key(tmp_path: Path) -> None:
         if line.startswith("│")
     }
     assert "set" in rows["coingecko"] and "250" in rows["coingecko"]
-    assert rows["nano"].split("│")[2].strip() == "2"
+    assert rows["nano"].split("│")[3].strip() == "2"
+    assert rows["nano"].split("│")[2].strip() == "ready"
+    # No Blockchair key: unavailable, and the caption says why.
+    assert rows["blockchair"].split("│")[2].strip() == "unavailable"
+    assert "blockchair unavailable: needs an API key" in result.stdout
+    assert "BLOCKCHAIR_API_KEY" in result.stdout
 
 
 def test_a_plugin_source_is_usable_in_the_coins_file(tmp_path: Path) -> None:

@@ -10,7 +10,11 @@ source of the chain, failed at its last source, or deferred. Its status is then:
 
 Observations from a fallback source (not the first of its chain) are marked
 ``Confidence.MEDIUM`` unless the source already marked them lower. Derived metrics
-(`coinharvest.derive`) are added to the result when the coin completes.
+(`coinharvest.derive`) are added to the result when the coin completes, screened like the
+sources' values (`coinharvest.plausibility`): a derived value is never NaN or Infinity.
+
+Notes (metrics a source could not give, and why) gather from every answer, including
+those of sources that then failed, and stay with the result whatever its status.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 
 from coinharvest.derive import derive
 from coinharvest.models import Coin, CoinResult, CoinStatus, Confidence, Observation
+from coinharvest.plausibility import screen
 
 __all__ = ["CoinState", "next_source"]
 
@@ -49,6 +54,7 @@ class CoinState:
     sources: list[str] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     failed: bool = False
     deferred: bool = False
 
@@ -60,6 +66,10 @@ class CoinState:
         self.started_mono = mono
         self.started_at = datetime.now(UTC)
         return True
+
+    def note(self, notes: list[str]) -> None:
+        """Keep `notes` on dropped metrics for the result."""
+        self.notes.extend(notes)
 
     def delivered(self, source: str, observations: list[Observation]) -> None:
         """A chain delivered through `source`."""
@@ -106,6 +116,7 @@ class CoinState:
             # Fallback notes are not errors once the chain delivered.
             self.errors = []
         duration = 0.0 if self.started_mono is None else now_mono - self.started_mono
+        derived, notes = screen(derive(self.coin.symbol, self.observations))
         return CoinResult(
             symbol=self.coin.symbol,
             name=self.coin.name,
@@ -114,8 +125,9 @@ class CoinState:
             duration_s=duration,
             attempts=self.attempts,
             sources=tuple(self.sources),
-            observations=self.observations + derive(self.coin.symbol, self.observations),
+            observations=self.observations + derived,
             errors=self.errors,
+            notes=self.notes + notes,
         )
 
     def _note_source(self, source: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from coinharvest.collect import collect_once
@@ -21,7 +22,10 @@ from coinharvest.emulator.profiles import strict
 from coinharvest.models import Coin, RunSummary
 from coinharvest.sink import ResultSink
 
-__all__ = ["DemoResult", "demo_config", "run_demo"]
+__all__ = ["DEMO_KEY", "DemoResult", "demo_config", "run_demo"]
+
+#: The key the demo gives the emulator's Blockchair (which refuses keyless requests).
+DEMO_KEY = "demo"
 
 #: A realistic latency per upstream (fixed ms, jitter ms); the limits are `--strict`'s.
 _LATENCY_MS: dict[UpstreamName, tuple[float, float]] = {
@@ -76,7 +80,14 @@ async def run_demo(
     tty: bool = False,
     console: Console | None = None,
 ) -> DemoResult:
-    """Start the emulator, collect `coins` once through it, and return summary + stats."""
+    """Start the emulator, collect `coins` once through it, and return summary + stats.
+
+    Blockchair, like the real one, answers keyless requests with 430; the demo gives it a
+    stand-in key (``demo``, which only the emulator accepts) unless one is configured, so
+    the fallback chains behave as they do for a user with a key.
+    """
+    if settings.blockchair_api_key is None:
+        settings = settings.model_copy(update={"blockchair_api_key": SecretStr(DEMO_KEY)})
     async with run_emulator(demo_config()) as emu:
         summary = await collect_once(
             settings,

@@ -10,7 +10,9 @@
     │   └── PermanentError       not worth retrying in this run
     │       ├── ClientError      4xx other than 429 (status + upstream message, keys redacted)
     │       ├── BadResponse      malformed or unexpected JSON (names the field)
-    │       └── UnknownCoin      the source does not know this coin's id
+    │       ├── UnknownCoin      the source does not know this coin's id
+    │       └── Blocked          the upstream refuses us (IP blocked, no key): no more
+    │                            requests to that source in this run
     └── StoreError               the store could not save or read
 
 Errors build their message in ``__init__`` and carry their context as attributes, so
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadResponse",
+    "Blocked",
     "ClientError",
     "CoinharvestError",
     "ConfigError",
@@ -105,3 +108,11 @@ class UnknownCoin(PermanentError, LookupError):
     def __init__(self, source: str, coin_id: str) -> None:
         self.coin_id = coin_id
         super().__init__(source, f"unknown to {source}: {coin_id}", named=True)
+
+
+class Blocked(PermanentError):
+    """The upstream refuses this client as a whole (IP blocked, keyless access closed).
+
+    Retrying would only prolong the block, so the engine sends nothing more to the source
+    for the rest of the run: its queued and later jobs fail at once with this message.
+    """

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "Coin",
+    "CoinAnswer",
     "CoinResult",
     "CoinStatus",
     "Confidence",
@@ -113,6 +114,19 @@ class Observation:
 
 
 @dataclass(slots=True)
+class CoinAnswer:
+    """What one answer of one source yielded for one coin.
+
+    `observations` are the metrics it had; `notes` say, one line each, which metric it could
+    not give and why (``"coingecko: market_cap_usd: 0 means unknown"``). A missing, null or
+    unusable field drops that metric only; the notes end up in the run's record.
+    """
+
+    observations: list[Observation]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class CoinResult:
     """What happened to one coin in one run; handed to the sink the moment it completes."""
 
@@ -125,11 +139,18 @@ class CoinResult:
     sources: tuple[str, ...]
     observations: list[Observation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Metrics the sources could not give for this coin, and why (see `CoinAnswer`).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def error(self) -> str | None:
         """All errors joined into one line, or None."""
         return "; ".join(self.errors) if self.errors else None
+
+    @property
+    def note(self) -> str | None:
+        """All notes joined into one line, or None."""
+        return "; ".join(self.notes) if self.notes else None
 
 
 @dataclass(slots=True)

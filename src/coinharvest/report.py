@@ -29,7 +29,7 @@ def summary_table(summary: RunSummary) -> Table:
             str(r.attempts),
             escape(", ".join(r.sources)),
             str(len(r.observations)),
-            escape(r.error or ""),
+            escape(r.error or "") + _not_collected(r.notes, bool(r.error)),
         )
     table.caption = (
         f"{summary.coins_ok} ok, {summary.coins_failed} failed, {summary.coins_deferred} deferred "
@@ -39,6 +39,14 @@ def summary_table(summary: RunSummary) -> Table:
         + (f" · {summary.coins_unsaved} coins NOT STORED" if summary.coins_unsaved else "")
     )
     return table
+
+
+def _not_collected(notes: Sequence[str], after_error: bool) -> str:
+    """``"2 metrics not collected"`` (dimmed) when a coin's answers dropped some metrics."""
+    if not notes:
+        return ""
+    text = f"{len(notes)} metric{'s' if len(notes) > 1 else ''} not collected (runs show)"
+    return ("; " if after_error else "") + f"[dim]{text}[/]"
 
 
 def verify_table(rows: Sequence[VerifyRow], time_scale: float) -> Table:
@@ -82,9 +90,28 @@ def sources_table(
     batch_sizes: Mapping[str, int],
     keys_set: Mapping[str, bool],
 ) -> Table:
-    """Each source's effective limits, batch size, base URL and whether a key is set."""
-    table = Table(title="Sources (effective settings)", title_justify="left")
-    for col in ("Source", "In flight", "Min interval", "Per minute", "Batch", "Base URL", "Key"):
+    """Each source's effective limits, batch size, base URL, whether a key is set, and
+    whether it can be used at all (an unavailable source is sent nothing; the caption says
+    why)."""
+    unavailable = {name: why for name, s in sources.items() if (why := s.unavailable())}
+    table = Table(
+        title="Sources (effective settings)",
+        title_justify="left",
+        caption="\n".join(f"{name} unavailable: {why}" for name, why in unavailable.items())
+        or None,
+        caption_justify="left",
+    )
+    cols = (
+        "Source",
+        "Status",
+        "In flight",
+        "Min interval",
+        "Per minute",
+        "Batch",
+        "Base URL",
+        "Key",
+    )
+    for col in cols:
         table.add_column(col, justify="right" if col in {"In flight", "Batch"} else "left")
     for name, source in sources.items():
         lim = limits[name]
@@ -93,6 +120,7 @@ def sources_table(
             per_window += f" / {lim.window_s:g} s"
         table.add_row(
             name,
+            "[red]unavailable[/]" if name in unavailable else "ready",
             str(lim.max_concurrency),
             f"{lim.min_interval_s * 1000:g} ms",
             per_window,

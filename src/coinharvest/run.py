@@ -17,11 +17,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from coinharvest.completion import CoinState, next_source
-from coinharvest.errors import PermanentError, RateLimited, SourceError, TransientError
+from coinharvest.errors import Blocked, PermanentError, RateLimited, SourceError, TransientError
 from coinharvest.lane import Job, Lane
 from coinharvest.limiter import SourceLimiter
 from coinharvest.models import (
     Coin,
+    CoinAnswer,
     CoinResult,
     CoinStatus,
     JobRecord,
@@ -30,8 +31,9 @@ from coinharvest.models import (
     RunStatus,
     RunSummary,
 )
-from coinharvest.sending import on_send
-from coinharvest.sources.base import FetchResult
+from coinharvest.plausibility import screen
+from coinharvest.sending import on_wire
+from coinharvest.sources.base import CoinOutcome, FetchResult
 from coinharvest.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -77,6 +79,13 @@ class Run:
         self.in_flight = self.max_in_flight = 0
         self._stopping = False
         self._fallbacks: dict[str, list[Coin]] = {}  # next source -> coins falling back to it
+        # Sources sent nothing in this run, and why: unavailable as configured (no key), or
+        # blocked by their upstream earlier in the run.
+        self._skipped: dict[str, str] = {
+            name: reason
+            for name, src in engine.sources.items()
+            if (reason := src.unavailable()) is not None
+        }
         self._touched: set[str] = set()  # coins whose state changed since the last completion check
         self._wake: asyncio.Future[None] | None = None
 
@@ -152,12 +161,26 @@ class Run:
             for coin in coins:
                 self._chain_error(coin, source, f"{source}: no such source is configured")
             return
+        if source in self._skipped:
+            self._skip(source, coins)
+            return
         size = self.e.batch_sizes[source]
         ordered = sorted(coins, key=lambda c: c.priority)
         for i in range(0, len(ordered), size):
             batch = tuple(ordered[i : i + size])
             job = Job(source, batch, min(c.priority for c in batch), next(self._seq))
             self.lanes[source].push(job, now)
+
+    def _skip(self, source: str, coins: list[Coin]) -> None:
+        """Fail `coins` at `source` without asking it (they fall back where they can)."""
+        log.warning(
+            "%s skipped for %s: %s",
+            source,
+            ", ".join(c.symbol for c in coins),
+            self._skipped[source],
+        )
+        for coin in coins:
+            self._chain_error(coin, source, f"{source} skipped: {self._skipped[source]}")
 
     def _finish_now(self, coin: Coin, error: str) -> None:
         state = self.states[coin.symbol]
@@ -293,9 +316,10 @@ class Run:
         source = self.e.sources[job.source]
         outcome: FetchResult | BaseException | None = None  # None: cancelled mid-request
         try:
-            restamp = functools.partial(self._restamp, lane.limiter, job.started_at)
+            sent = functools.partial(self._restamp, lane.limiter, job)
+            exhausted = functools.partial(self._quota_spent, lane.limiter)
             async with asyncio.timeout(self.e.job_timeout_s):
-                with on_send(restamp):
+                with on_wire(sent=sent, exhausted=exhausted):
                     outcome = await source.fetch(job.coins)
         except TimeoutError:
             outcome = TransientError(job.source, f"no answer within {self.e.job_timeout_s:g} s")
@@ -318,8 +342,22 @@ class Run:
         assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
         await self._settle(lane, job, record, outcome, now)
 
-    def _restamp(self, limiter: SourceLimiter, started: float) -> None:
-        limiter.restamp(started, self.e.clock())
+    def _restamp(self, limiter: SourceLimiter, job: Job) -> None:
+        """The job's request is on the wire now: its start counts from now (later only)."""
+        now = self.e.clock()
+        if now > job.started_at:
+            limiter.restamp(job.started_at, now)
+            job.started_at = now
+
+    def _quota_spent(self, limiter: SourceLimiter, seconds: float) -> None:
+        """A good answer said the source's quota is spent: pause it until the reset."""
+        limiter.cool_down(self.e.clock() + seconds)
+        llog.debug("%s: quota spent, cooling down %.3f s %r", limiter.name, seconds, limiter)
+        log.warning(
+            "⏳ %s quota spent (x-ratelimit-remaining: 0); pausing it for %.1fs",
+            limiter.name,
+            seconds,
+        )
 
     async def _settle(
         self,
@@ -341,6 +379,8 @@ class Run:
         elif isinstance(outcome, TransientError):
             wait = self.e.retry.transient_wait(job.attempts, outcome.retry_after)
             self._retry_or_give_up(lane, job, record, outcome, now, JobStatus.RETRIED, wait)
+        elif isinstance(outcome, Blocked):
+            self._blocked(lane, job, record, outcome)
         elif isinstance(outcome, BaseException):
             record.status, record.error = JobStatus.FAILED, str(outcome)
             for coin in job.coins:
@@ -378,21 +418,44 @@ class Run:
             return
         lane.push(job, now)
 
+    def _blocked(self, lane: Lane, job: Job, record: JobRecord, error: Blocked) -> None:
+        """The upstream refuses us: fail this job, and send the source nothing more this run."""
+        record.status, record.error = JobStatus.FAILED, str(error)
+        log.warning("⛔ %s", error)
+        self._skipped[job.source] = error.message
+        for coin in job.coins:
+            self._chain_error(coin, job.source, str(error))
+        queued = [coin for queued_job in lane.drain() for coin in queued_job.coins]
+        if queued:
+            self._skip(job.source, queued)
+
     def _deliver(self, job: Job, record: JobRecord, answer: FetchResult) -> None:
         failed = 0
         for coin in job.coins:
-            got = answer.get(coin.symbol)
-            if isinstance(got, list):
-                self.states[coin.symbol].delivered(job.source, _own(got, coin, job.source))
-                self._touched.add(coin.symbol)
-            else:
+            if not self._delivered(job.source, coin, answer.get(coin.symbol)):
                 failed += 1
-                error = (
-                    str(got) if got is not None else f"{job.source}: no result for {coin.symbol}"
-                )
-                self._chain_error(coin, job.source, error)
         if failed:
             record.error = f"{failed} of {len(job.coins)} coins failed"
+
+    def _delivered(self, source: str, coin: Coin, got: CoinOutcome | None) -> bool:
+        """Take one coin's part of an answer; False if it failed there (it may fall back).
+
+        Implausible values are dropped with a note; an answer left with no value at all
+        fails the coin at this source, saying why.
+        """
+        if got is None or isinstance(got, SourceError):
+            self._chain_error(coin, source, str(got or f"{source}: no result for {coin.symbol}"))
+            return False
+        answer = got if isinstance(got, CoinAnswer) else CoinAnswer(got)
+        kept, implausible = screen(_own(answer.observations, coin, source))
+        state = self.states[coin.symbol]
+        state.note(answer.notes + implausible)
+        if not kept:
+            self._chain_error(coin, source, f"{source}: the answer had no usable value")
+            return False
+        state.delivered(source, kept)
+        self._touched.add(coin.symbol)
+        return True
 
     def _chain_error(self, coin: Coin, source: str, error: str) -> None:
         state = self.states[coin.symbol]

@@ -22,6 +22,7 @@ from coinharvest.errors import (
     RateLimited,
     TransientError,
 )
+from coinharvest.models import CoinAnswer
 from coinharvest.sources.http import HttpClient, redact
 
 #: Each upstream's own 429 body (reference: CoinGecko verbatim, Blockchair/3xpl context
@@ -112,7 +113,13 @@ async def test_nano_sends_no_key_and_posts_block_count(canned: Loopback) -> None
     assert request.method == "POST"
     assert json.loads(request.body) == {"action": "block_count"}
     assert "never-sent" not in request.path + json.dumps(request.headers)
-    assert isinstance(result, dict) and isinstance(result["XNO"], list)
+    answer = result["XNO"]
+    assert isinstance(answer, CoinAnswer)
+    assert {o.metric: o.value for o in answer.observations} == {
+        "block_count": 10.0,
+        "unchecked_count": 1.0,
+        "cemented_count": 9.0,
+    }
 
 
 async def test_nano_error_answer_with_http_200_is_a_bad_response(canned: Loopback) -> None:
@@ -123,20 +130,29 @@ async def test_nano_error_answer_with_http_200_is_a_bad_response(canned: Loopbac
         await fetch_from(canned, "nano")
 
 
+async def test_an_answer_that_is_not_a_list_is_a_bad_response(canned: Loopback) -> None:
+    canned.answer(Answer.json(200, {"error": "not a list"}))
+    with pytest.raises(BadResponse, match=r"^coingecko: /coins/markets: expected an array"):
+        await fetch_from(canned, "coingecko")
+
+
 @pytest.mark.parametrize(
-    ("payload", "field"),
+    ("item", "note"),
     [
-        ([{"id": "bitcoin", "current_price": "abc"}], r"/coins/markets\[0\].current_price"),
-        ([{"id": "bitcoin"}], r"/coins/markets\[0\].current_price: missing field"),
-        ({"error": "not a list"}, r"/coins/markets: expected an array"),
+        ({"current_price": "abc"}, "price_usd: current_price is not a finite number: 'abc'"),
+        ({}, "price_usd: not in the answer (current_price)"),
+        ({"current_price": None}, "price_usd: null (current_price)"),
     ],
 )
-async def test_unexpected_json_names_the_field(
-    payload: object, field: str, canned: Loopback
+async def test_an_unusable_field_drops_that_metric_with_a_note(
+    item: dict[str, object], note: str, canned: Loopback
 ) -> None:
-    canned.answer(Answer.json(200, payload))
-    with pytest.raises(BadResponse, match=f"^coingecko: {field}"):
-        await fetch_from(canned, "coingecko")
+    canned.answer(Answer.json(200, [{"id": "bitcoin", "total_volume": 5.0, **item}]))
+    result = await fetch_from(canned, "coingecko")
+    answer = result["BTC"]
+    assert isinstance(answer, CoinAnswer)
+    assert [o.metric for o in answer.observations] == ["volume_24h_usd"]
+    assert f"coingecko: {note}" in answer.notes
 
 
 async def test_html_page_with_200_is_a_bad_response(canned: Loopback) -> None:

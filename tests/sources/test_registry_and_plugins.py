@@ -11,7 +11,8 @@ from coinharvest.config import load_settings
 from coinharvest.engine import Engine
 from coinharvest.errors import ConfigError
 from coinharvest.models import Coin, CoinStatus, SourceLimits
-from coinharvest.sources.coingecko import CoinGeckoSource
+from coinharvest.sources.coingecko import PLAN_LIMITS, CoinGeckoSource
+from coinharvest.sources.http import HttpOptions
 from coinharvest.sources.registry import (
     BUILTIN_SOURCES,
     ENTRY_POINT_GROUP,
@@ -75,11 +76,23 @@ def test_unknown_source_name_is_a_config_error() -> None:
 
 
 def test_effective_limits_apply_overrides_and_the_guard() -> None:
-    sources = {"coingecko": CoinGeckoSource()}
+    sources = {"coingecko": CoinGeckoSource(plan="demo")}
     limits = effective_limits(settings(COINGECKO_MIN_INTERVAL_MS="500"), sources)
     assert limits["coingecko"] == SourceLimits(3, 0.5 + SPACING_GUARD_S, 30, 60 + SPACING_GUARD_S)
     plain = effective_limits(settings(), sources, guard_s=0.0)
-    assert plain["coingecko"] == CoinGeckoSource.default_limits
+    assert plain["coingecko"] == PLAN_LIMITS["demo"]
+
+
+def test_coingecko_limits_follow_the_plan() -> None:
+    """Keyless public is documented at 5-15/min: its default must not exceed that."""
+    public = CoinGeckoSource().default_limits
+    assert public.rate_per_window is not None and public.rate_per_window <= 5
+    assert public.min_interval_s >= 60 / 5 and public.max_concurrency == 1
+    assert CoinGeckoSource(plan="demo").default_limits == SourceLimits(3, 2.0, 30)
+    keyed = CoinGeckoSource(HttpOptions(api_key="k"), plan="public").default_limits
+    assert keyed == PLAN_LIMITS["demo"]  # a key on "public" is sent, and limited, as demo
+    pro = CoinGeckoSource(plan="pro").default_limits
+    assert pro.rate_per_window is not None and pro.rate_per_window >= 250
 
 
 def test_batch_size_override_and_ceiling() -> None:

@@ -106,7 +106,9 @@ async def test_default_coins_under_strict_limits_cost_one_coingecko_request() ->
 async def test_3xpl_down_moves_dash_to_blockchair_with_medium_confidence() -> None:
     async with run_emulator(EmulatorConfig()) as emu:
         await emu.set_upstream("3xpl", faults={"html_403": 1.0})
-        summary = await _run_default_coins(emu.base_urls, {"BLOCKCHAIR_MIN_INTERVAL_MS": "10"})
+        summary = await _run_default_coins(
+            emu.base_urls, {"BLOCKCHAIR_MIN_INTERVAL_MS": "10", "BLOCKCHAIR_API_KEY": "k"}
+        )
     dash = _result(summary, "DASH")
     assert dash.status is CoinStatus.OK
     assert dash.sources == ("coingecko", "3xpl", "blockchair")
@@ -133,7 +135,7 @@ async def test_dash_alone_unknown_to_3xpl_falls_back() -> None:
         "BTC", "Bitcoin", {"3xpl": "bitcoin", "blockchair": "bitcoin"}, (("3xpl", "blockchair"),)
     )
     async with run_emulator(EmulatorConfig()) as emu:
-        settings = load_settings({}, None)
+        settings = load_settings({"BLOCKCHAIR_API_KEY": "k"}, None)
         sources = build_sources(settings, names=["3xpl", "blockchair"], base_urls=emu.base_urls)
         engine = Engine(sources, limits=effective_limits(settings, sources),
                         batch_sizes=effective_batch_sizes(settings, sources))  # fmt: skip

@@ -23,8 +23,8 @@ async def test_an_empty_database_is_migrated_to_head_matching_the_schema(db_url:
     engine = create_engine(db_url)
     try:
         assert await current_revision(engine) is None
-        assert await upgrade(engine) == head_revision() == "0002"
-        assert await upgrade(engine) == "0002"  # already there: nothing happens
+        assert await upgrade(engine) == head_revision() == "0003"
+        assert await upgrade(engine) == "0003"  # already there: nothing happens
         async with engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
     finally:
@@ -51,6 +51,6 @@ async def test_an_older_revision_is_upgraded_keeping_its_data(db_url: str) -> No
             ).one()
             assert tuple(row) == ("completed", 11, 0)
             assert await conn.run_sync(_diff) == []
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0003"
     finally:
         await engine.dispose()

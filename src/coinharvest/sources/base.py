@@ -4,11 +4,16 @@ Contract of `Source.fetch(coins)`:
 
 - It makes **one** request (one job) for the given coins, which all have an id at this
   source (``coin.id_at(source.name)``) and number at most ``batch_size``.
-- On success it returns a mapping ``symbol -> list[Observation] | SourceError`` with an
-  entry for every coin asked for: observations for coins the answer covered, a
-  `PermanentError` (usually `UnknownCoin`) for coins it left out. A missing entry is treated
-  by the engine as ``BadResponse("no result for <symbol>")``.
-- When the request as a whole fails it raises, and returns nothing partial:
+- On success it returns a mapping ``symbol -> CoinAnswer | list[Observation] | SourceError``
+  with an entry for every coin asked for: a `CoinAnswer` (observations, plus a note for
+  each metric the answer could not give: see `coinharvest.sources.reading`) or a plain list
+  of observations for coins the answer covered, a `PermanentError` (usually `UnknownCoin`)
+  for coins it left out or whose part of the answer is malformed. A missing entry is
+  treated by the engine as ``BadResponse("no result for <symbol>")``. A missing or null
+  field drops that metric, never the coin or the batch; the engine drops implausible
+  values (negative or non-finite prices, counts…) and fails a coin that got no value.
+- When the request as a whole fails (or the answer's envelope is malformed) it raises, and
+  returns nothing partial:
   `RateLimited(retry_after)` on HTTP 429 (or 503 carrying Retry-After), `TransientError`
   on timeouts, connection errors and other 5xx, `ClientError` on other 4xx, `BadResponse`
   on malformed JSON or a missing field. Any other exception is treated as a bug in the
@@ -30,14 +35,16 @@ from datetime import datetime
 from typing import TypeVar
 
 from coinharvest.errors import SourceError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
+from coinharvest.models import Coin, CoinAnswer, Observation, SourceLimits
 
-__all__ = ["FetchResult", "Source", "observations", "per_coin"]
+__all__ = ["CoinOutcome", "FetchResult", "Source", "observations", "per_coin"]
 
 V = TypeVar("V")
 
-#: What `Source.fetch` returns: per coin symbol, its observations or its own error.
-FetchResult = Mapping[str, list[Observation] | SourceError]
+#: One coin's part of a fetch: its answer (or bare observations), or its own error.
+CoinOutcome = CoinAnswer | list[Observation] | SourceError
+#: What `Source.fetch` returns: per coin symbol, its outcome.
+FetchResult = Mapping[str, CoinOutcome]
 
 
 class Source(ABC):
@@ -50,6 +57,14 @@ class Source(ABC):
     #: Most coins one request may carry (1 = no batching).
     batch_size: int = 1
 
+    def unavailable(self) -> str | None:
+        """Why this source cannot be used as configured (e.g. "needs an API key"), or None.
+
+        An unavailable source is sent nothing: the engine skips it in every fallback chain
+        and records "<name> skipped: <reason>" for its coins; `coinharvest sources` says why.
+        """
+        return None
+
     @abstractmethod
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """Make one request for `coins`; see the module docstring for the full contract."""
@@ -61,18 +76,22 @@ class Source(ABC):
 def per_coin(
     source: str,
     coins: Sequence[Coin],
-    found: Mapping[str, V],
-    observe: Callable[[Coin, V], list[Observation]],
-) -> dict[str, list[Observation] | SourceError]:
+    found: Mapping[str, V | SourceError],
+    observe: Callable[[Coin, V], CoinOutcome],
+) -> dict[str, CoinOutcome]:
     """A `FetchResult`: `observe(coin, found[id])` for every coin whose id the answer had,
+    the error itself where ``found[id]`` is one (that part of the answer was malformed),
     `UnknownCoin` for the others (the rest of the batch still succeeds)."""
-    result: dict[str, list[Observation] | SourceError] = {}
+    result: dict[str, CoinOutcome] = {}
     for coin in coins:
         coin_id = coin.id_at(source)
         value = found.get(coin_id)
-        result[coin.symbol] = (
-            UnknownCoin(source, coin_id) if value is None else observe(coin, value)
-        )
+        if value is None:
+            result[coin.symbol] = UnknownCoin(source, coin_id)
+        elif isinstance(value, SourceError):
+            result[coin.symbol] = value
+        else:
+            result[coin.symbol] = observe(coin, value)
     return result
 
 

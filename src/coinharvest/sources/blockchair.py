@@ -6,17 +6,26 @@ request (``{"data": {"<chain>": {"data": {…}}}}``); ``GET {base}/{chain}/stats
 a batch of several uses ``/stats``: one request either way. The key
 (``BLOCKCHAIR_API_KEY``) goes in the ``key`` query parameter and is redacted everywhere.
 
-Limits and errors: keyless use is 30 requests per minute (hard) and 1,440 a day. The HTTP
-status mirrors ``context.code``: 429, 430/434 (IP blacklisted), 435-437 (soft limits) and
-402 *with* "exceeded" in the message are rate limits (`RateLimited`); 402 "Invalid API
-token" is a `ClientError`. Default limits: 2 in flight, 2000 ms apart, 30 per minute (the
-published hard limit, spaced like the reference project's limiter).
+Keys and limits (docs/upstreams.md cites each): Blockchair blocks keyless requests since
+July 2025, so without ``BLOCKCHAIR_API_KEY`` the source is *unavailable*: fallback chains
+skip it without sending anything, and the run's record says ``blockchair skipped: needs an
+API key``. The HTTP status mirrors ``context.code``: 429, 435-437 (soft limits) and 402
+*with* "exceeded" in the message are rate limits (`RateLimited`); 402 "Invalid API token"
+is a `ClientError`; 430 and 434 (IP blacklisted) are `Blocked`: no retries, and no more
+requests to Blockchair for the rest of the run. Default limits: 2 in flight, 2000 ms apart,
+30 per minute (the published hard limit, spaced like the reference project's limiter).
 
 Metrics: ``tx_count_24h`` is a real transaction count (``transactions_24h``), unlike 3xpl's
-events. ``volume_24h`` is on-chain output volume in base units (satoshi, wei, …); it is
-reported in native units as ``onchain_volume_24h`` and, priced with the same answer's
+events. ``volume_24h`` is on-chain output volume in base units (satoshi, …); it is reported
+in native units as ``onchain_volume_24h`` and, priced with the same answer's
 ``market_price_usd``, as ``onchain_volume_24h_usd``. It includes change outputs, so it
 overstates economic value; chains whose base unit is not known here get neither.
+
+Real answers differ per chain (see tests/fixtures/real/): Ethereum sends no ``volume_24h``
+but ``volume_24h_approximate``, a *string* in wei, stored with ``estimated=True`` and low
+confidence; Monero sends neither ``transactions_24h`` nor ``volume_24h``. A field that is
+missing, null or not a number drops that metric (noted in the run's record), and a chain
+whose part of a ``/stats`` answer is malformed fails only that chain's coins.
 
 Sample output for ``DASH`` (chain ``dash``)::
 
@@ -33,11 +42,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import ClientError
+from coinharvest.errors import Blocked, ClientError, SourceError
 from coinharvest.models import Coin, SourceLimits
-from coinharvest.sources.base import FetchResult, observations, per_coin
+from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
+from coinharvest.sources.reading import Reading, to_number
 
 __all__ = ["BASE_UNIT_DECIMALS", "BlockchairSource"]
 
@@ -55,12 +65,18 @@ BASE_UNIT_DECIMALS: dict[str, int] = {
     "monero": 12,
     "ethereum": 18,
 }
-_LIMIT_STATUSES = frozenset({429, 430, 434, 435, 436, 437})
+_LIMIT_STATUSES = frozenset({429, 435, 436, 437})
+#: "Your IP address is temporary blacklisted": nothing more to ask in this run.
+_BLOCKED_STATUSES = frozenset({430, 434})
 _FIELDS = {
     "transactions_24h": "tx_count_24h",
     "best_block_height": "block_height",
     "mempool_transactions": "mempool_tx",
 }
+#: Why the source is unavailable without a key.
+NEEDS_KEY = (
+    "needs an API key: Blockchair blocks keyless requests since July 2025 (set BLOCKCHAIR_API_KEY)"
+)
 
 
 class BlockchairSource(HttpSource):
@@ -72,72 +88,104 @@ class BlockchairSource(HttpSource):
     batch_size = 100
     default_base_url = "https://api.blockchair.com"
 
+    def unavailable(self) -> str | None:
+        """Without a key Blockchair answers nothing (see the module docstring)."""
+        return None if self.api_key else NEEDS_KEY
+
     def auth_params(self) -> dict[str, str]:
         """``key=<key>`` when a key is configured."""
         return {"key": self.api_key} if self.api_key else {}
 
     def is_rate_limited(self, status: int, message: str) -> bool:
-        """429/430/434-437, and 402 when it says a limit was exceeded (not a bad key)."""
+        """429/435-437, and 402 when it says a limit was exceeded (not a bad key)."""
         return status in _LIMIT_STATUSES or (status == 402 and "exceeded" in message.lower())
 
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """One request: ``/{chain}/stats`` for a single chain, else ``/stats``."""
         chains = list(dict.fromkeys(coin.id_at(self.name) for coin in coins))
         reader = JsonReader(self.name)
+        stats: dict[str, Reading | SourceError]
         if len(chains) == 1:
             stats = await self._one(reader, chains[0])
         else:
-            stats = _all(reader, await self.http.get_json("/stats"), chains)
+            stats = _all(reader, await self._get("/stats"), chains)
         now = datetime.now(UTC)
-        return per_coin(
-            self.name, coins, stats, lambda c, v: observations(c.symbol, self.name, v, now)
-        )
+        return per_coin(self.name, coins, stats, lambda c, r: r.answer(c.symbol, now))
 
-    async def _one(self, reader: JsonReader, chain: str) -> dict[str, dict[str, float]]:
+    async def _get(self, path: str) -> Any:
+        try:
+            return await self.http.get_json(path)
+        except ClientError as exc:
+            if exc.status in _BLOCKED_STATUSES:
+                raise Blocked(
+                    self.name,
+                    f"HTTP {exc.status}: IP blocked by Blockchair ({exc.message}); no more "
+                    "requests to it in this run. A key (BLOCKCHAIR_API_KEY) lifts the block",
+                ) from None
+            raise
+
+    async def _one(self, reader: JsonReader, chain: str) -> dict[str, Reading | SourceError]:
         path = f"/{chain}/stats"
         try:
-            document = await self.http.get_json(path)
+            document = await self._get(path)
         except ClientError as exc:
             if exc.status == 404:  # "An unknown endpoint": Blockchair has no such chain
                 return {}
             raise
         top = reader.object(document, path)
         data = reader.object(reader.field(top, "data", path), f"{path}.data")
-        return {chain: _metrics(reader, chain, data, f"{path}.data")}
+        return {chain: _metrics(chain, data, f"{path}.data")}
 
 
-def _all(reader: JsonReader, document: Any, chains: list[str]) -> dict[str, dict[str, float]]:
-    """Metrics of the asked `chains` found in a ``/stats`` answer (others are not inspected)."""
+def _all(reader: JsonReader, document: Any, chains: list[str]) -> dict[str, Reading | SourceError]:
+    """What a ``/stats`` answer says of each asked chain; a malformed chain fails alone.
+
+    Chains nobody asked for are not inspected.
+    """
     top = reader.object(document, "/stats")
     data = reader.object(reader.field(top, "data", "/stats"), "/stats.data")
-    found: dict[str, dict[str, float]] = {}
-    for chain in chains:
-        if chain in data:
-            where = f"/stats.data.{chain}"
+    found: dict[str, Reading | SourceError] = {}
+    for chain in (c for c in chains if c in data):
+        where = f"/stats.data.{chain}"
+        try:
             wrapper = reader.object(data[chain], where)
             stats = reader.object(reader.field(wrapper, "data", where), f"{where}.data")
-            found[chain] = _metrics(reader, chain, stats, f"{where}.data")
+        except SourceError as exc:
+            found[chain] = exc
+            continue
+        found[chain] = _metrics(chain, stats, f"{where}.data")
     return found
 
 
-def _metrics(reader: JsonReader, chain: str, stats: dict[str, Any], where: str) -> dict[str, float]:
+def _metrics(chain: str, stats: dict[str, Any], where: str) -> Reading:
     """The metrics of one chain's stats object."""
-    metrics = {
-        metric: reader.required_number(reader.field(stats, key, where), f"{where}.{key}")
-        for key, metric in _FIELDS.items()
-    }
+    reading = Reading("blockchair", where)
+    for key, metric in _FIELDS.items():
+        reading.number(stats, key, metric)
     decimals = BASE_UNIT_DECIMALS.get(chain)
     if decimals is not None:
-        base = reader.required_number(
-            reader.field(stats, "volume_24h", where), f"{where}.volume_24h"
-        )
-        native = base / 10**decimals
-        metrics["onchain_volume_24h"] = native
-        price = reader.number(
-            reader.field(stats, "market_price_usd", where),
-            f"{where}.market_price_usd",
-            nullable=True,
-        )
-        if price is not None:
-            metrics["onchain_volume_24h_usd"] = native * price
-    return metrics
+        _volume(reading, stats, decimals)
+    return reading
+
+
+def _volume(reading: Reading, stats: dict[str, Any], decimals: int) -> None:
+    """On-chain volume in coins and in USD; exact ``volume_24h`` or an approximate string."""
+    key = "volume_24h"
+    estimated = key not in stats and "volume_24h_approximate" in stats
+    if estimated:
+        key = "volume_24h_approximate"
+    native = reading.number(
+        stats, key, "onchain_volume_24h", decimals=decimals, estimated=estimated
+    )
+    if native is None:
+        return
+    price = to_number(stats.get("market_price_usd"))
+    if price is None or price <= 0:
+        reading.drop("onchain_volume_24h_usd", "no usable market_price_usd to price it")
+        return
+    reading.put(
+        "onchain_volume_24h_usd",
+        native * float(price),
+        confidence=reading.confidence_of("onchain_volume_24h"),
+        estimated=estimated,
+    )

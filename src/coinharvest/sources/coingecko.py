@@ -14,8 +14,13 @@ Plan (``COINGECKO_PLAN``) picks the host and the key header (``COINGECKO_API_KEY
 (400, error codes 10010/10011) or a missing one (401, 10002) fails the job's coins with a
 `ClientError` carrying CoinGecko's message.
 
-Default limits are the seed's: 3 in flight, 2000 ms between starts, 30 per minute (the
-demo plan's published figure; the newer 100/min page is not relied on).
+Default limits follow the plan (docs/upstreams.md cites each figure):
+
+- ``public`` (keyless, per IP, documented as 5-15 calls a minute and varying): 1 in flight,
+  12 s apart, 5 per minute, the bottom of that range (with a key set, ``demo``'s limits);
+- ``demo``: the seed's 3 in flight, 2000 ms apart, 30 per minute, the figure the demo plan
+  itself sends as ``x-ratelimit-limit: 30`` (its newer 100/min page is not relied on);
+- ``pro``: 5 in flight, 250 ms apart, 250 per minute (Basic, the smallest paid plan).
 
 Sample output for ``BTC`` (coin id ``bitcoin``)::
 
@@ -25,7 +30,14 @@ Sample output for ``BTC`` (coin id ``bitcoin``)::
     Observation("BTC", "coingecko", "price_change_24h_pct", -1.84, ...)
     Observation("BTC", "coingecko", "circulating_supply", 19954000.0, ...)
 
-A ``null`` value (illiquid coins) produces no observation for that metric.
+Unknown values (every metric is ``nullable`` in CoinGecko's OpenAPI spec): a ``null`` or
+missing field produces no observation for that metric, and a note in the run's record. A
+``0`` for ``current_price``, ``market_cap`` or ``circulating_supply`` means "unknown" (a
+recorded answer has ``market_cap: 0`` and ``circulating_supply: 0`` next to a real price and
+volume; no listed coin trades at exactly $0): nothing is stored for it either. A ``0``
+``total_volume`` is kept: a coin nobody traded in 24 h has a true volume of zero. An item
+that is not an object or has no ``id`` cannot be matched to a coin and is skipped; the
+coins it may have been are then reported unknown, and the rest of the batch is kept.
 """
 
 from __future__ import annotations
@@ -36,11 +48,13 @@ from typing import Any, Literal, Self
 
 from coinharvest.config import Settings
 from coinharvest.models import Coin, SourceLimits
-from coinharvest.sources.base import FetchResult, observations, per_coin
+from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpOptions, HttpSource
+from coinharvest.sources.reading import Reading
+from coinharvest.telemetry import get_logger
 
-__all__ = ["COINGECKO_HOSTS", "MARKET_FIELDS", "MAX_IDS", "CoinGeckoSource"]
+__all__ = ["COINGECKO_HOSTS", "MARKET_FIELDS", "MAX_IDS", "PLAN_LIMITS", "CoinGeckoSource"]
 
 Plan = Literal["public", "demo", "pro"]
 
@@ -64,14 +78,23 @@ MARKET_FIELDS: dict[str, str] = {
     "price_change_percentage_24h": "price_change_24h_pct",
     "circulating_supply": "circulating_supply",
 }
+#: Fields whose ``0`` means "unknown" at CoinGecko (see the module docstring).
+ZERO_IS_UNKNOWN = frozenset({"current_price", "market_cap", "circulating_supply"})
+#: Default limits per plan (see the module docstring).
+PLAN_LIMITS: dict[str, SourceLimits] = {
+    "public": SourceLimits(max_concurrency=1, min_interval_s=12.0, rate_per_window=5),
+    "demo": SourceLimits(max_concurrency=3, min_interval_s=2.0, rate_per_window=30),
+    "pro": SourceLimits(max_concurrency=5, min_interval_s=0.25, rate_per_window=250),
+}
 _PATH = "/coins/markets"
+log = get_logger("source:coingecko")
 
 
 class CoinGeckoSource(HttpSource):
     """CoinGecko ``/coins/markets`` (see the module docstring)."""
 
     name = "coingecko"
-    default_limits = SourceLimits(max_concurrency=3, min_interval_s=2.0, rate_per_window=30)
+    default_limits = PLAN_LIMITS["public"]
     batch_size = MAX_IDS
     #: The registry refuses a configured batch size above this.
     max_batch_size = MAX_IDS
@@ -79,6 +102,9 @@ class CoinGeckoSource(HttpSource):
 
     def __init__(self, options: HttpOptions | None = None, *, plan: Plan = "public") -> None:
         self.plan: Plan = plan
+        # A key on the public plan is sent as a demo key, so it gets the demo plan's limits.
+        keyed_public = plan == "public" and bool(options and options.api_key)
+        self.default_limits = PLAN_LIMITS["demo" if keyed_public else plan]
         options = options or HttpOptions()
         if options.base_url is None:
             options = HttpOptions(
@@ -109,20 +135,20 @@ class CoinGeckoSource(HttpSource):
         }
         items = _index(JsonReader(self.name), await self.http.get_json(_PATH, params))
         now = datetime.now(UTC)
-        return per_coin(
-            self.name, coins, items, lambda c, v: observations(c.symbol, self.name, v, now)
-        )
+        return per_coin(self.name, coins, items, lambda c, r: r.answer(c.symbol, now))
 
 
-def _index(reader: JsonReader, document: Any) -> dict[str, dict[str, float | None]]:
-    """Coin id -> metric -> value, for every item of the answer (all read before any is used)."""
-    items: dict[str, dict[str, float | None]] = {}
+def _index(reader: JsonReader, document: Any) -> dict[str, Reading]:
+    """Coin id -> what its item said, for every item of the answer that names a coin."""
+    items: dict[str, Reading] = {}
     for i, raw in enumerate(reader.array(document, _PATH)):
         where = f"{_PATH}[{i}]"
-        item = reader.object(raw, where)
-        coin_id = reader.text(reader.field(item, "id", where), f"{where}.id")
-        items[coin_id] = {
-            metric: reader.number(reader.field(item, key, where), f"{where}.{key}", nullable=True)
-            for key, metric in MARKET_FIELDS.items()
-        }
+        coin_id = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(coin_id, str) or not coin_id:
+            log.warning("coingecko: %s has no coin id; item skipped", where)
+            continue
+        reading = Reading("coingecko", where)
+        for key, metric in MARKET_FIELDS.items():
+            reading.number(raw, key, metric, unknown=(0,) if key in ZERO_IS_UNKNOWN else ())
+        items[coin_id] = reading
     return items

@@ -12,7 +12,9 @@ Default URL: ``https://node.somenano.com/proxy`` (a public proxy that allows
 apart, 60 per minute (rpc.nano.to's published 60/min, the tightest public figure).
 
 ``count`` and ``cemented`` are cumulative totals since genesis, so no ``tx_count_24h`` is
-derived here: a daily rate needs the difference between two runs.
+derived here: a daily rate needs the difference between two runs. Every value is a string;
+nodes before V19 send no ``cemented``: a missing or unusable field drops that metric only
+(noted in the run's record), the others are kept.
 
 Sample output for ``XNO``::
 
@@ -27,11 +29,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import BadResponse, SourceError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult
+from coinharvest.errors import BadResponse, UnknownCoin
+from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources.base import CoinOutcome, FetchResult
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
+from coinharvest.sources.reading import Reading
 
 __all__ = ["NANO_ID", "NanoSource"]
 
@@ -51,7 +54,7 @@ class NanoSource(HttpSource):
 
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """One ``block_count`` call; every Nano coin of the batch gets the counts."""
-        result: dict[str, list[Observation] | SourceError] = {
+        result: dict[str, CoinOutcome] = {
             c.symbol: UnknownCoin(self.name, c.id_at(self.name))
             for c in coins
             if c.id_at(self.name) != NANO_ID
@@ -60,24 +63,19 @@ class NanoSource(HttpSource):
         if not wanted:
             return result
         document = await self.http.post_json("", {"action": "block_count"})
-        values = _read(JsonReader(self.name), document)
+        reading = _read(JsonReader(self.name), document)
         now = datetime.now(UTC)
         for coin in wanted:
-            result[coin.symbol] = [
-                Observation(coin.symbol, self.name, metric, value, now)
-                for metric, value in values.items()
-            ]
+            result[coin.symbol] = reading.answer(coin.symbol, now)
         return result
 
 
-def _read(reader: JsonReader, document: Any) -> dict[str, float]:
+def _read(reader: JsonReader, document: Any) -> Reading:
     top = reader.object(document, _WHERE)
     error = top.get("error")
     if error is not None:
         raise BadResponse("nano", f"{_WHERE}: node answered error: {str(error)[:120]}")
-    return {
-        metric: reader.required_number(
-            reader.field(top, key, _WHERE), f"{_WHERE}.{key}", strings=True
-        )
-        for key, metric in _FIELDS.items()
-    }
+    reading = Reading("nano", _WHERE)
+    for key, metric in _FIELDS.items():
+        reading.number(top, key, metric)
+    return reading

@@ -31,11 +31,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import SourceError, UnknownCoin
-from coinharvest.models import Coin, Confidence, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult
+from coinharvest.errors import UnknownCoin
+from coinharvest.models import Coin, Confidence, SourceLimits
+from coinharvest.sources.base import CoinOutcome, FetchResult
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
+from coinharvest.sources.reading import Reading
 
 __all__ = ["NEAR_ID", "NearBlocksSource"]
 
@@ -65,7 +66,7 @@ class NearBlocksSource(HttpSource):
 
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """One ``/v1/stats`` request; every NEAR coin of the batch gets its figures."""
-        result: dict[str, list[Observation] | SourceError] = {
+        result: dict[str, CoinOutcome] = {
             c.symbol: UnknownCoin(self.name, c.id_at(self.name))
             for c in coins
             if c.id_at(self.name) != NEAR_ID
@@ -73,47 +74,26 @@ class NearBlocksSource(HttpSource):
         wanted = [c for c in coins if c.symbol not in result]
         if not wanted:
             return result
-        values = _read(JsonReader(self.name), await self.http.get_json(_PATH))
+        reading = _read(JsonReader(self.name), await self.http.get_json(_PATH))
         now = datetime.now(UTC)
         for coin in wanted:
-            result[coin.symbol] = _observations(coin.symbol, values, now)
+            result[coin.symbol] = reading.answer(coin.symbol, now)
         return result
 
 
-def _read(reader: JsonReader, document: Any) -> dict[str, float | None]:
+def _read(reader: JsonReader, document: Any) -> Reading:
     top = reader.object(document, _PATH)
     rows = reader.array(reader.field(top, "stats", _PATH), f"{_PATH}.stats")
     if not rows:
         raise reader.fail(f"{_PATH}.stats", "empty array")
     row = reader.object(rows[0], f"{_PATH}.stats[0]")
-    return {
-        metric: reader.number(
-            reader.field(row, key, f"{_PATH}.stats[0]"),
-            f"{_PATH}.stats[0].{key}",
-            nullable=True,
-            strings=True,
-        )
-        for key, metric in _FIELDS.items()
-    }
-
-
-def _observations(symbol: str, values: dict[str, float | None], now: datetime) -> list[Observation]:
-    observations = [
-        Observation(symbol, "nearblocks", metric, value, now)
-        for metric, value in values.items()
-        if value is not None
-    ]
-    tps = values["tps"]
+    reading = Reading("nearblocks", f"{_PATH}.stats[0]")
+    for key, metric in _FIELDS.items():
+        reading.number(row, key, metric)
+    tps = reading.value("tps")
     if tps is not None:
-        observations.append(
-            Observation(
-                symbol,
-                "nearblocks",
-                "tx_count_24h",
-                tps * _SECONDS_PER_DAY,
-                now,
-                Confidence.LOW,
-                estimated=True,
-            )
+        # /v1/stats has no daily count: the current rate stands in for it (an estimate).
+        reading.put(
+            "tx_count_24h", tps * _SECONDS_PER_DAY, confidence=Confidence.LOW, estimated=True
         )
-    return observations
+    return reading

@@ -13,7 +13,10 @@ coins (BTC, ETH, DASH, DGB, XMR, XEC on 3xpl) a run costs **1** request instead 
 Comma lists (``from=a,b``) are not relied on: the reference marks them unverified.
 
 A chain the answer leaves out (``from=all``) or answers 404 "Unknown blockchain" for
-(``from=<chain>``) fails that coin with `UnknownCoin`.
+(``from=<chain>``) fails that coin with `UnknownCoin`. Every field of a chain's object is
+optional (some answers carry only ``best_block``, ``best_block_hash`` and
+``best_block_time``): a missing, null or unusable one drops that metric, with a note in the
+run's record; a chain whose object is not an object fails only that chain's coins.
 
 3xpl counts **events**, not transactions (every UTXO input and output is one), so the
 metric is ``events_24h`` (the sum over the chain's modules) and never ``tx_count_24h``.
@@ -35,11 +38,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from coinharvest.errors import ClientError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources.base import FetchResult, observations, per_coin
+from coinharvest.errors import ClientError, SourceError, UnknownCoin
+from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
+from coinharvest.sources.reading import Reading, to_number
 
 __all__ = ["ThreeXplSource"]
 
@@ -69,15 +73,15 @@ class ThreeXplSource(HttpSource):
             if scope != "all" and exc.status == 404 and "unknown blockchain" in str(exc).lower():
                 return {coin.symbol: UnknownCoin(self.name, scope) for coin in coins}
             raise
-        stats = _read(JsonReader(self.name), document, scope, chains)
         now = datetime.now(UTC)
-        return per_coin(self.name, coins, stats, lambda c, v: _observations(c.symbol, v, now))
+        stats = _read(JsonReader(self.name), document, scope, chains, now)
+        return per_coin(self.name, coins, stats, lambda c, r: r.answer(c.symbol, now))
 
 
 def _read(
-    reader: JsonReader, document: Any, scope: str, chains: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Chain name -> its parsed figures, for the asked `chains` present in the answer.
+    reader: JsonReader, document: Any, scope: str, chains: list[str], now: datetime
+) -> dict[str, Reading | SourceError]:
+    """Chain name -> what the answer says of it, for the asked `chains` present in it.
 
     Chains nobody asked for (``from=all`` returns every one) are not inspected, so a
     quirk in one of them cannot fail this job.
@@ -86,47 +90,52 @@ def _read(
     data = reader.object(reader.field(top, "data", _WHERE + scope), f"{_WHERE}{scope}.data")
     where = f"{_WHERE}{scope}.data.blockchains"
     blockchains = reader.object(reader.field(data, "blockchains", f"{_WHERE}{scope}.data"), where)
-    return {
-        chain: _chain(
-            reader, reader.object(blockchains[chain], f"{where}.{chain}"), f"{where}.{chain}"
-        )
-        for chain in chains
-        if chain in blockchains
-    }
+    found: dict[str, Reading | SourceError] = {}
+    for chain in (c for c in chains if c in blockchains):
+        try:
+            obj = reader.object(blockchains[chain], f"{where}.{chain}")
+        except SourceError as exc:
+            found[chain] = exc
+            continue
+        found[chain] = _chain(obj, f"{where}.{chain}", now)
+    return found
 
 
-def _chain(reader: JsonReader, obj: dict[str, Any], where: str) -> dict[str, Any]:
-    height = reader.required_number(reader.field(obj, "best_block", where), f"{where}.best_block")
-    when = reader.text(reader.field(obj, "best_block_time", where), f"{where}.best_block_time")
+def _chain(obj: dict[str, Any], where: str, now: datetime) -> Reading:
+    reading = Reading("3xpl", where)
+    _module_sum(reading, obj, "events_24h", "events_24h")
+    reading.number(obj, "best_block", "block_height")
+    _block_age(reading, obj, now)
+    _module_sum(reading, obj, "mempool_events", "mempool_events")
+    return reading
+
+
+def _block_age(reading: Reading, obj: dict[str, Any], now: datetime) -> None:
+    """``block_age_s``: now - ``best_block_time`` (ISO 8601, e.g. ``…15:57:41.000000Z``)."""
+    when = obj.get("best_block_time")
+    if not isinstance(when, str):
+        why = "not in the answer" if when is None else "not a time"
+        reading.drop("block_age_s", f"best_block_time {why}")
+        return
     try:
         block_time = datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
-        raise reader.fail(f"{where}.best_block_time", f"not an ISO time: {when!r}") from None
-    return {
-        "block_height": height,
-        "block_time": block_time if block_time.tzinfo else block_time.replace(tzinfo=UTC),
-        "events_24h": _module_sum(reader, obj, "events_24h", where),
-        "mempool_events": _module_sum(reader, obj, "mempool_events", where),
-    }
+        reading.drop("block_age_s", f"best_block_time is not an ISO time: {when[:40]!r}")
+        return
+    if block_time.tzinfo is None:
+        block_time = block_time.replace(tzinfo=UTC)
+    reading.put("block_age_s", max(0.0, (now - block_time).total_seconds()))
 
 
-def _module_sum(reader: JsonReader, obj: dict[str, Any], key: str, where: str) -> float | None:
-    """Sum of a module-keyed map (``{"dash-main": 58213, "dash-dip2": null}``); None if all null."""
-    modules = reader.object(reader.field(obj, key, where), f"{where}.{key}")
-    values = [
-        reader.number(value, f"{where}.{key}.{module}", nullable=True)
-        for module, value in modules.items()
-    ]
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
-
-
-def _observations(symbol: str, values: dict[str, Any], now: datetime) -> list[Observation]:
-    age = max(0.0, (now - values["block_time"]).total_seconds())
-    metrics: dict[str, float | None] = {
-        "events_24h": values["events_24h"],
-        "block_height": values["block_height"],
-        "block_age_s": age,
-        "mempool_events": values["mempool_events"],
-    }
-    return observations(symbol, "3xpl", metrics, now)
+def _module_sum(reading: Reading, obj: dict[str, Any], key: str, metric: str) -> None:
+    """Sum of a module-keyed map (``{"dash-main": 58213, "dash-dip2": null}``)."""
+    modules = obj.get(key)
+    if not isinstance(modules, dict):
+        why = "not in the answer" if modules is None else "not a map of modules"
+        reading.drop(metric, f"{key} {why}")
+        return
+    present = [n for n in (to_number(v) for v in modules.values()) if n is not None]
+    if not present:
+        reading.drop(metric, f"{key}: no module has a number")
+        return
+    reading.put(metric, float(sum(present)))

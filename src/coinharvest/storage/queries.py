@@ -85,6 +85,8 @@ class CoinRow(_Record):
     attempts: int
     sources: str
     error: str | None
+    #: Metrics the sources could not give, and why: one per line (revision 0003).
+    notes: str | None
     observation_count: int
 
 

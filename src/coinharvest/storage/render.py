@@ -109,6 +109,12 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
             str(c.observation_count),
             escape(c.error or ""),
         )
+    notes = Table(title="Metrics not collected, and why", title_justify="left")
+    for col in ("Coin", "Note"):
+        notes.add_column(col)
+    for c in detail.coins:
+        for note in (c.notes or "").splitlines():
+            notes.add_row(escape(c.symbol), escape(note))
     jobs = Table(title="Request timeline (seconds from run start)", title_justify="left")
     for col in ("Job", "Try", "Source", "Coins", "Queued", "Started", "Ended", "Status", "Error"):
         jobs.add_column(
@@ -126,7 +132,7 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
             _status(j.status),
             escape(j.error or ""),
         )
-    return Group(coins, jobs)
+    return Group(coins, *([notes] if notes.rows else []), jobs)
 
 
 def latest_table(rows: Sequence[LatestValue]) -> Table:

@@ -125,6 +125,8 @@ coin_results = Table(
     #: Sources that answered for this coin, comma-separated in the order asked.
     Column("sources", Text, nullable=False),
     Column("error", Text),
+    #: Metrics the sources could not give for this coin, and why (revision 0003).
+    Column("notes", Text),
     #: How many observations were written with this row: "stored whole" is checkable.
     Column("observation_count", Integer, nullable=False),
     Column("stored_at", UTCDateTime(), nullable=False),

@@ -113,6 +113,7 @@ async def write_coin(
         "attempts": result.attempts,
         "sources": ",".join(result.sources),
         "error": result.error,
+        "notes": "\n".join(result.notes) or None,
         "observation_count": len(unique),
         "stored_at": stored_at,
     }
