@@ -40,3 +40,17 @@ async def test_smallest_workloads_run_clean(tmp_path: Path) -> None:
     assert ours.requests == 1 and seed.requests == 11
     assert all(math.isfinite(r.ratio) and r.ratio > 0 for r in rows + done["w1"].rows)
     assert (tmp_path / "w2.json").exists() and (tmp_path / "w2.md").exists()
+
+
+def test_the_strict_servers_judge_sees_each_kind_of_violation() -> None:
+    from bench.strict_server import violations
+
+    limits = {"spacing_s": 0.2, "per_window": 3, "window_s": 1.0, "max_in_flight": 2}
+    clean = violations([0.0, 0.3, 0.6], [0.5, 0.8, 1.1], **limits)
+    assert (clean["spacing"], clean["window"], clean["in_flight"]) == (0, 0, 0)
+    close = violations([0.0, 0.15, 0.5], [0.1, 0.2, 0.6], **limits)
+    assert close["spacing"] == 1 and close["min_gap_ms"] == 150.0
+    crowded = violations([0.0, 0.25, 0.5, 0.75], [0.1, 0.3, 0.6, 0.8], **limits)
+    assert crowded["window"] == 1
+    overlapping = violations([0.0, 0.25, 0.5], [1.0, 1.0, 1.0], **limits)
+    assert overlapping["in_flight"] == 1 and overlapping["peak_in_flight"] == 3

@@ -50,10 +50,14 @@ class SourceLimiter:
       ``limits.window_s`` seconds (a sliding log, so no bursts: "30 per minute" never
       admits a 31st start into any 60 s);
     - no start before ``cooldown_until`` (set from a 429's Retry-After).
+
+    And, for requests whose transport reports when headers are sent: no request's headers on
+    the wire less than ``limits.min_interval_s`` after the previous one's (`send_at`).
     """
 
     __slots__ = (
         "_clock",
+        "_last_sent",
         "_last_start",
         "_starts",
         "cooldown_until",
@@ -75,6 +79,8 @@ class SourceLimiter:
         self.in_flight = 0
         self.cooldown_until = float("-inf")
         self._last_start: float | None = None
+        # When the last request of this source was seen going on the wire (`sent`).
+        self._last_sent = float("-inf")
         # Start times inside the current window, sorted (the sliding log; at most N entries).
         self._starts: list[float] = []
 
@@ -140,6 +146,19 @@ class SourceLimiter:
         if i < len(self._starts) and self._starts[i] == started:
             del self._starts[i]
             bisect.insort(self._starts, sent)
+
+    def send_at(self, now: float) -> float:
+        """Earliest time a started request may put its headers on the wire.
+
+        Admission spaces *starts*; but a request admitted later can overtake one still
+        opening its connection. Holding each request's headers until `min_interval_s` after
+        the last request that went on the wire keeps the spacing true at the server.
+        """
+        return max(now, self._last_sent + self.limits.min_interval_s)
+
+    def sent(self, at: float) -> None:
+        """A started request's headers went on the wire at `at`."""
+        self._last_sent = max(self._last_sent, at)
 
     def cool_down(self, until: float) -> None:
         """Pause the whole source until clock time `until` (never shortens a pause)."""

@@ -318,8 +318,9 @@ class Run:
         try:
             sent = functools.partial(self._restamp, lane.limiter, job)
             exhausted = functools.partial(self._quota_spent, lane.limiter)
+            gate = functools.partial(self._wire_gate, lane.limiter)
             async with asyncio.timeout(self.e.job_timeout_s):
-                with on_wire(sent=sent, exhausted=exhausted):
+                with on_wire(sent=sent, exhausted=exhausted, gate=gate):
                     outcome = await source.fetch(job.coins)
         except TimeoutError:
             outcome = TransientError(job.source, f"no answer within {self.e.job_timeout_s:g} s")
@@ -348,6 +349,13 @@ class Run:
         if now > job.started_at:
             limiter.restamp(job.started_at, now)
             job.started_at = now
+
+    async def _wire_gate(self, limiter: SourceLimiter) -> None:
+        """Hold a request's headers until the source's spacing since its last request on
+        the wire has passed (see `SourceLimiter.send_at`); then count it as on the wire."""
+        while (wait := limiter.send_at(self.e.clock()) - self.e.clock()) > 0:
+            await asyncio.sleep(wait)
+        limiter.sent(self.e.clock())
 
     def _quota_spent(self, limiter: SourceLimiter, seconds: float) -> None:
         """A good answer said the source's quota is spent: pause it until the reset."""

@@ -12,6 +12,11 @@ a start counts from the moment the request's headers are sent. So:
   re-stamps the start in the limiter, later only;
 - only the job's **first** request counts: once it has ended, further "sent" reports of
   the same job (a source making a second request) are ignored;
+- `about_to_send()` (awaited by the transport's trace callback just before the headers go
+  out) first lets the engine hold them (`on_wire(gate=...)`) until the source's spacing since
+  its last request *on the wire* has passed: connections open in different times (a new
+  TLS connection vs an idle one), so a job admitted later can overtake an earlier one that
+  is still connecting, and admission-time spacing alone would not hold at the server;
 - `notify_exhausted(seconds)`: a successful answer said the source's quota is spent
   (``x-ratelimit-remaining: 0``) until `seconds` from now; the engine pauses the source.
 
@@ -21,12 +26,12 @@ through the `Source` interface. Sources that don't report lose nothing but this 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["notify_exhausted", "notify_sent", "on_wire", "outgoing"]
+__all__ = ["about_to_send", "notify_exhausted", "notify_sent", "on_wire", "outgoing"]
 
 
 @dataclass(slots=True)
@@ -35,6 +40,7 @@ class _Job:
 
     sent: Callable[[], None] | None
     exhausted: Callable[[float], None] | None
+    gate: Callable[[], Awaitable[None]] | None = None
     settled: bool = False
 
 
@@ -46,10 +52,12 @@ def on_wire(
     *,
     sent: Callable[[], None] | None = None,
     exhausted: Callable[[float], None] | None = None,
+    gate: Callable[[], Awaitable[None]] | None = None,
 ) -> Iterator[None]:
     """Within this block (in this task): `notify_sent()` calls `sent` (until the first
-    request has ended), `notify_exhausted(seconds)` calls `exhausted(seconds)`."""
-    token = _job.set(_Job(sent, exhausted))
+    request has ended), `about_to_send()` awaits `gate()` first, and
+    `notify_exhausted(seconds)` calls `exhausted(seconds)`."""
+    token = _job.set(_Job(sent, exhausted, gate))
     try:
         yield
     finally:
@@ -61,6 +69,14 @@ def notify_sent() -> None:
     job = _job.get()
     if job is not None and not job.settled and job.sent is not None:
         job.sent()
+
+
+async def about_to_send() -> None:
+    """The current job's request is about to send its headers: wait for the gate, stamp."""
+    job = _job.get()
+    if job is not None and not job.settled and job.gate is not None:
+        await job.gate()
+    notify_sent()
 
 
 def notify_exhausted(seconds: float) -> None:

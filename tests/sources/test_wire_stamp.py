@@ -16,6 +16,7 @@ the TCP handshake by itself and the client sends at once; only the server's read
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import socket
@@ -44,9 +45,13 @@ GUARD_S = 0.02  # client-side margin for arrival jitter (server and client share
 class SlowTlsServer:
     """HTTPS on loopback; each connection's TLS handshake is answered `delay_s` late."""
 
-    def __init__(self, context: ssl.SSLContext, delay_s: float) -> None:
+    def __init__(
+        self, context: ssl.SSLContext, delay_s: float, later_delays_s: tuple[float, ...] = ()
+    ) -> None:
         self.context = context
         self.delay_s = delay_s
+        #: Handshake delays of the 2nd, 3rd… connections (default: `delay_s` for all).
+        self.later_delays_s = later_delays_s
         self.arrivals: list[float] = []  # loop clock time each request's headers arrived
         self.connections = 0
         self.url = ""
@@ -64,7 +69,10 @@ class SlowTlsServer:
     async def handle(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         self.connections += 1
-        await asyncio.sleep(self.delay_s)  # the client's ClientHello waits unanswered
+        later = self.later_delays_s
+        n = self.connections - 2
+        delay = later[n] if 0 <= n < len(later) else self.delay_s
+        await asyncio.sleep(delay)  # the client's ClientHello waits unanswered
         reader = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
@@ -133,8 +141,12 @@ def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def slow_tls_server(context: ssl.SSLContext) -> AsyncIterator[SlowTlsServer]:
-    server = SlowTlsServer(context, CONNECT_DELAY_S)
+async def slow_tls_server(
+    context: ssl.SSLContext,
+    delay_s: float = CONNECT_DELAY_S,
+    later_delays_s: tuple[float, ...] = (),
+) -> AsyncIterator[SlowTlsServer]:
+    server = SlowTlsServer(context, delay_s, later_delays_s)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     server.url = f"https://127.0.0.1:{listener.getsockname()[1]}/api/v3"
@@ -188,6 +200,41 @@ async def test_spacing_counts_from_headers_sent_not_from_admission(
         f"opened in {CONNECT_DELAY_S * 1000:g} ms, {server.connections} connection(s))"
     )
     assert gap >= SPACING_S
+
+
+async def test_a_later_job_on_an_idle_connection_cannot_overtake_one_still_connecting(
+    server_tls: ssl.SSLContext,
+) -> None:
+    """Three jobs, 3 in flight, 170 ms spacing; connections take 250 ms, then 300 ms, to
+    open. A reaches the server at 250 ms; B, admitted at 170 ms while A still connects,
+    opens a second connection and is on the wire at 470 ms; C, admitted at 420 ms (A's wire
+    time + spacing), takes A's idle connection and is on the wire at once, 50 ms *before*
+    B. Counting from admission or from each request's own wire time cannot prevent that;
+    the engine holds each request's headers until the spacing since the last request on
+    the wire has passed (without that hold: gaps of 172 and 50 ms)."""
+    spacing = 0.15
+    coins = [
+        Coin(s, s, {"coingecko": s.lower()}, (("coingecko",),), priority=i)
+        for i, s in enumerate(("AAA", "BBB", "CCC"))
+    ]
+    async with slow_tls_server(server_tls, 0.25, (0.30,)) as server:
+        transport = httpx.AsyncHTTPTransport(verify=_client_tls())
+        source = CoinGeckoSource(HttpOptions(base_url=server.url, transport=transport))
+        engine = Engine(
+            {"coingecko": source},
+            limits={"coingecko": SourceLimits(3, spacing + GUARD_S, None)},
+            batch_sizes={"coingecko": 1},
+        )
+        try:
+            summary = await engine.run(coins)
+        finally:
+            await engine.aclose()
+    assert [r.status for r in summary.results] == [CoinStatus.OK] * 3
+    arrivals = sorted(server.arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    print(f"server-side gaps {[round(g * 1000, 1) for g in gaps]} ms, spacing {spacing * 1e3:g}")
+    assert len(arrivals) == 3 and server.connections == 2
+    assert min(gaps) >= spacing
 
 
 async def test_only_the_first_request_of_a_job_is_stamped(canned: Loopback) -> None:

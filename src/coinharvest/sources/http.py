@@ -57,7 +57,7 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.retry import parse_body_retry_after, parse_quota_spent, parse_retry_after
-from coinharvest.sending import notify_exhausted, notify_sent, outgoing
+from coinharvest.sending import about_to_send, notify_exhausted, outgoing
 from coinharvest.sources.base import Source
 from coinharvest.telemetry import get_logger
 
@@ -304,9 +304,10 @@ class HttpClient:
 
 
 async def _trace(event: str, info: Mapping[str, Any]) -> None:
-    """httpcore's ``trace`` callback: limits count from the moment the headers are sent."""
+    """httpcore's ``trace`` callback: limits count from the moment the headers are sent
+    (which the engine may hold back until the source's spacing allows: `about_to_send`)."""
     if event in _HEADERS_SENT:
-        notify_sent()
+        await about_to_send()
 
 
 class HttpSource(Source):
