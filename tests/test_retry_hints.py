@@ -69,8 +69,11 @@ def _client(handler: Callable[[httpx.Request], httpx.Response]) -> HttpClient:
     return HttpClient("nano", "https://nano.test/proxy", transport=httpx.MockTransport(handler))
 
 
-async def test_nano_proxy_plain_text_429_becomes_retry_after() -> None:
-    client = _client(lambda request: httpx.Response(429, text=NANO_429))
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html; charset=utf-8"])
+async def test_nano_proxy_plain_text_429_becomes_retry_after(content_type: str) -> None:
+    """NanoRPCProxy sends it with Express's ``res.send``: ``text/html``, but no page."""
+    answer = httpx.Response(429, content=NANO_429.encode(), headers={"content-type": content_type})
+    client = _client(lambda request: answer)
     try:
         with pytest.raises(RateLimited) as info:
             await client.post_json("", {"action": "block_count"})

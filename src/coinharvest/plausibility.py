@@ -12,11 +12,12 @@ metric                                      allowed
 ``market_cap_usd``, ``volume_24h_usd``,     ≥ 0 and ≤ 1e15 (ten times the world's GDP)
 ``onchain_volume_24h_usd``
 ``price_change_24h_pct``                    ≥ -100
-counts, supplies, heights, ages, rates      ≥ 0
+supplies, on-chain volumes in coins         ≥ 0 and ≤ 1e21 (the largest supplies are ~1e17)
+counts, heights, ages, rates                ≥ 0 and ≤ 1e15
 any other metric (plug-ins)                 any finite number
 ==========================================  ============================================
 
-Every value must be finite (not NaN, not ±Infinity).
+Every value must be a finite number (not null, not NaN, not ±Infinity).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from coinharvest.models import Observation
 __all__ = ["POSITIVE", "RANGES", "problem", "screen"]
 
 _MONEY_MAX = 1e15
-_NON_NEGATIVE = (0.0, math.inf)
+_COUNT = (0.0, 1e15)
+_AMOUNT = (0.0, 1e21)
 
 #: metric -> (lowest, highest) allowed value, both inclusive (see `POSITIVE`).
 RANGES: dict[str, tuple[float, float]] = {
@@ -39,10 +41,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "onchain_volume_24h_usd": (0.0, _MONEY_MAX),
     "annual_tx_value_usd": (0.0, _MONEY_MAX * 365),
     "price_change_24h_pct": (-100.0, math.inf),
+    "circulating_supply": _AMOUNT,
+    "onchain_volume_24h": _AMOUNT,
     **dict.fromkeys(
         (
-            "circulating_supply",
-            "onchain_volume_24h",
             "tx_count_24h",
             "annual_tx_count",
             "avg_tx_value_usd",
@@ -59,7 +61,7 @@ RANGES: dict[str, tuple[float, float]] = {
             "avg_block_time_s",
             "nodes_online",
         ),
-        _NON_NEGATIVE,
+        _COUNT,
     ),
 }
 
@@ -71,7 +73,7 @@ POSITIVE = frozenset({"price_usd"})
 def problem(metric: str, value: float | None) -> str | None:
     """Why `value` is not a plausible `metric`, or None if it is."""
     if value is None:
-        return None
+        return "null"
     if not math.isfinite(value):
         return f"{value!r} is not a finite number"
     low, high = RANGES.get(metric, (-math.inf, math.inf))

@@ -409,6 +409,10 @@ class Run:
         wait: float,
     ) -> None:
         record.error = str(error)
+        if job.source in self._skipped:  # blocked while this job was in flight: no retry
+            record.status = JobStatus.FAILED
+            self._skip(job.source, list(job.coins))
+            return
         if not self.e.retry.may_retry(job.attempts):
             record.status = JobStatus.FAILED
             for coin in job.coins:

@@ -41,6 +41,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     reset: bool = False
+    delay_s: float = 0.0  # wait this long before answering
 
     @classmethod
     def json(cls, status: int, payload: Any, **headers: str) -> Answer:
@@ -79,6 +80,8 @@ class Loopback:
                     return
                 self.requests.append(request)
                 answer = self.handler(request)
+                if answer.delay_s:
+                    await asyncio.sleep(answer.delay_s)
                 if answer.reset:
                     _reset(writer)
                     return

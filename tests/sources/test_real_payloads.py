@@ -19,9 +19,12 @@ import pytest
 from conftest import make_source
 from loopback import Answer, Loopback
 
+from coinharvest.config import load_settings
+from coinharvest.emulator import EmulatorConfig, run_emulator
 from coinharvest.errors import BadResponse, RateLimited
 from coinharvest.models import Coin, CoinAnswer, Confidence, Observation
 from coinharvest.sources.base import FetchResult
+from coinharvest.sources.registry import build_sources
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEYS = {"blockchair": {"BLOCKCHAIR_API_KEY": "test-key"}}
@@ -313,3 +316,43 @@ async def test_threexpl_every_chain_field_is_optional(canned: Loopback) -> None:
     assert any(
         n.startswith("3xpl: block_age_s: best_block_time is not an ISO time") for n in xmr.notes
     )
+
+
+async def test_nano_proxy_text_429_from_the_emulator_carries_its_wait() -> None:
+    """The emulator's NanoRPCProxy answer (as its source sends it: text/html, no page)."""
+    config = EmulatorConfig()
+    async with run_emulator(config) as emu:
+        await emu.set_upstream(
+            "nano",
+            limits={"min_interval_ms": 30_000, "retry_after": "never"},
+            shape={"rate_limit_body": "text"},
+        )
+        source = make_source("nano", emu.base_urls["nano"])
+        coin = Coin("XNO", "Nano", {"nano": "nano"}, (("nano",),))
+        try:
+            await source.fetch([coin])
+            with pytest.raises(RateLimited, match="Time left: ") as info:
+                await source.fetch([coin])
+        finally:
+            await source.aclose()
+    assert info.value.retry_after is not None and 28 <= info.value.retry_after <= 30
+
+
+def test_threexpl_without_a_key_uses_the_keyless_sandbox() -> None:
+    assert make_source("3xpl", "").http.base_url == "https://sandbox-api.3xpl.com"
+    keyed = load_settings({"THREEXPL_API_KEY": "k"}, None)
+    source = build_sources(keyed, names=["3xpl"])["3xpl"]
+    assert source.http.base_url == "https://api.3xpl.com"
+
+
+async def test_blockchair_null_exact_volume_falls_back_to_the_approximate_one(
+    canned: Loopback,
+) -> None:
+    eth = fixture("blockchair_ethereum_stats_docs.json")
+    eth["data"]["volume_24h"] = None
+    eth["data"]["market_price_usd"] = -3  # implausible: nothing is priced with it
+    result = await fetch(canned, "blockchair", {"ETH": "ethereum"}, eth)
+    answer = answer_of(result, "ETH")
+    assert by_metric(answer)["onchain_volume_24h"].estimated
+    assert "onchain_volume_24h_usd" not in values(answer)
+    assert "blockchair: onchain_volume_24h_usd: no usable market_price_usd (-3)" in answer.notes

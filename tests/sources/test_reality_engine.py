@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import make_source
 from loopback import Answer, Loopback, Recorded
 
 from coinharvest.engine import Engine
-from coinharvest.models import Coin, CoinStatus, RunSummary
-from coinharvest.sources.base import Source
+from coinharvest.models import Coin, CoinStatus, Observation, RunSummary, SourceLimits
+from coinharvest.retry import RetryPolicy
+from coinharvest.sources.base import FetchResult, Source
 
 REAL = Path(__file__).parent.parent / "fixtures" / "real"
 
@@ -135,3 +138,65 @@ async def test_implausible_values_are_dropped_and_nothing_derived_is_infinite(
     assert all(o.value is not None and math.isfinite(o.value) for o in result.observations)
     assert any(n.startswith("coingecko: price_usd: 1e+308 is implausible") for n in result.notes)
     assert any(n.startswith("coingecko: market_cap_usd: -5 is implausible") for n in result.notes)
+
+
+async def test_a_job_in_flight_when_its_source_is_blocked_is_not_retried(
+    canned: Loopback,
+) -> None:
+    blocked = Answer.json(430, _real("blockchair_430_body_2023-04-20.json"))
+    limited = Answer.json(429, {"data": None, "context": {"code": 429}}, delay_s=0.2)
+    canned.handler = lambda request: blocked if "bitcoin" in request.path else limited
+    source = make_source("blockchair", canned.url, {"BLOCKCHAIR_API_KEY": "k"})
+    coins = [
+        _coin("BTC", {"blockchair": "bitcoin"}, ("blockchair",)),
+        _coin("DASH", {"blockchair": "dash"}, ("blockchair",)),
+    ]
+    summary = await _run(
+        {"blockchair": source},
+        coins,
+        batch_sizes={"blockchair": 1},
+        limits={"blockchair": SourceLimits(2, 0.0, None)},
+        retry=RetryPolicy(base_s=0.01, max_attempts=4),
+    )
+    assert len(canned.requests) == 2  # DASH's 429 came after the block: not sent again
+    assert summary.retries == 0 and summary.coins_failed == 2
+    assert "blockchair skipped" in (_result(summary, "DASH").error or "")
+
+
+async def test_a_huge_number_drops_one_metric_not_the_batch(canned: Loopback) -> None:
+    bitcoin = _real("blockchair_bitcoin_stats_docs.json")
+    assert isinstance(bitcoin, dict)
+    stats = {**bitcoin["data"], "volume_24h": "1e1000010", "mempool_transactions": 1e308}
+    document = {"data": {"bitcoin": {"data": stats}, "dash": {"data": bitcoin["data"]}}}
+    canned.answer(Answer.json(200, document))
+    source = make_source("blockchair", canned.url, {"BLOCKCHAIR_API_KEY": "k"})
+    coins = [
+        _coin("BTC", {"blockchair": "bitcoin"}, ("blockchair",)),
+        _coin("DASH", {"blockchair": "dash"}, ("blockchair",)),
+    ]
+    summary = await _run({"blockchair": source}, coins)
+    assert summary.coins_ok == 2
+    btc = _result(summary, "BTC")
+    assert {o.metric for o in btc.observations if o.source == "blockchair"} == {
+        "tx_count_24h",
+        "block_height",
+    }
+    assert any("volume_24h is out of range" in n for n in btc.notes)
+    assert any(n.startswith("blockchair: mempool_tx: 1e+308 is implausible") for n in btc.notes)
+
+
+class _NullSource(Source):
+    """A plug-in whose answers carry only nulls."""
+
+    name = "nulls"
+
+    async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
+        now = datetime.now(UTC)
+        return {c.symbol: [Observation(c.symbol, self.name, "m", None, now)] for c in coins}
+
+
+async def test_a_plugin_answer_of_nulls_is_not_ok() -> None:
+    summary = await _run({"nulls": _NullSource()}, [_coin("X", {"nulls": "x"}, ("nulls",))])
+    (result,) = summary.results
+    assert result.status is CoinStatus.FAILED and result.observations == []
+    assert result.notes == ["nulls: m: null"]

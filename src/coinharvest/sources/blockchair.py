@@ -44,6 +44,7 @@ from typing import Any
 
 from coinharvest.errors import Blocked, ClientError, SourceError
 from coinharvest.models import Coin, SourceLimits
+from coinharvest.plausibility import problem
 from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
@@ -117,10 +118,15 @@ class BlockchairSource(HttpSource):
             return await self.http.get_json(path)
         except ClientError as exc:
             if exc.status in _BLOCKED_STATUSES:
+                advice = (
+                    "check BLOCKCHAIR_API_KEY"
+                    if self.api_key
+                    else "Blockchair needs an API key: set BLOCKCHAIR_API_KEY"
+                )
                 raise Blocked(
                     self.name,
-                    f"HTTP {exc.status}: IP blocked by Blockchair ({exc.message}); no more "
-                    "requests to it in this run. A key (BLOCKCHAIR_API_KEY) lifts the block",
+                    f"{exc.message.removeprefix(f'HTTP {exc.status}: ')} (HTTP {exc.status}, "
+                    f"IP blocked); no more requests to it in this run; {advice}",
                 ) from None
             raise
 
@@ -171,7 +177,7 @@ def _metrics(chain: str, stats: dict[str, Any], where: str) -> Reading:
 def _volume(reading: Reading, stats: dict[str, Any], decimals: int) -> None:
     """On-chain volume in coins and in USD; exact ``volume_24h`` or an approximate string."""
     key = "volume_24h"
-    estimated = key not in stats and "volume_24h_approximate" in stats
+    estimated = stats.get(key) is None and stats.get("volume_24h_approximate") is not None
     if estimated:
         key = "volume_24h_approximate"
     native = reading.number(
@@ -179,13 +185,15 @@ def _volume(reading: Reading, stats: dict[str, Any], decimals: int) -> None:
     )
     if native is None:
         return
-    price = to_number(stats.get("market_price_usd"))
-    if price is None or price <= 0:
-        reading.drop("onchain_volume_24h_usd", "no usable market_price_usd to price it")
+    number = to_number(stats.get("market_price_usd"))
+    price = None if number is None else float(number)
+    if price is None or problem("price_usd", price) is not None:
+        shown = stats.get("market_price_usd")
+        reading.drop("onchain_volume_24h_usd", f"no usable market_price_usd ({shown!r:.40})")
         return
     reading.put(
         "onchain_volume_24h_usd",
-        native * float(price),
+        native * price,
         confidence=reading.confidence_of("onchain_volume_24h"),
         estimated=estimated,
     )

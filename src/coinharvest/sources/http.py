@@ -111,8 +111,14 @@ def _squash(text: str) -> str:
 
 
 def _is_html(response: httpx.Response) -> bool:
+    """An HTML page: a body that starts with a tag, or says it is HTML and has tags.
+
+    Not every ``text/html`` answer is a page: NanoRPCProxy (Express ``res.send``) sends its
+    plain-text 429 ``… Time left: 42sec`` as ``text/html``, and that text must be read.
+    """
+    head = response.content.lstrip()[:512]
     kind = response.headers.get("content-type", "").lower()
-    return "html" in kind or response.content.lstrip()[:1] == b"<"
+    return head[:1] == b"<" or ("html" in kind and b"<" in head)
 
 
 def _html_summary(response: httpx.Response) -> str:

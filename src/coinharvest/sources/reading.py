@@ -23,15 +23,16 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import math
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from coinharvest.models import CoinAnswer, Confidence, Observation
 
-__all__ = ["Reading", "to_number"]
+__all__ = ["Reading", "decimal_sum", "to_number"]
 
 _SHOWN = 40  # characters of an offending value quoted in a note
 
@@ -55,6 +56,31 @@ def to_number(value: Any) -> Decimal | None:
     else:
         return None
     return number if number.is_finite() else None
+
+
+def _as_float(number: Decimal, decimals: int = 0) -> float | None:
+    """``number × 10**-decimals`` as a finite float, or None if it is out of float's range."""
+    try:
+        with localcontext() as context:
+            context.Emax = MAX_EMAX
+            context.Emin = MIN_EMIN
+            scaled = number.scaleb(-decimals) if decimals else number
+        value = float(scaled)
+    except ArithmeticError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def decimal_sum(numbers: Iterable[Decimal]) -> float | None:
+    """The sum as a finite float, or None if it is out of float's range."""
+    try:
+        with localcontext() as context:
+            context.Emax = MAX_EMAX
+            context.Emin = MIN_EMIN
+            total = sum(numbers, Decimal(0))
+    except ArithmeticError:
+        return None
+    return _as_float(total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +139,10 @@ class Reading:
         if number in unknown:
             self.drop(metric, f"{key} = {_show(raw)} means unknown at {self.source}")
             return None
-        value = float(number.scaleb(-decimals)) if decimals else float(number)
+        value = _as_float(number, decimals)
+        if value is None:
+            self.drop(metric, f"{key} is out of range: {_show(raw)}")
+            return None
         if estimated:
             confidence = Confidence.LOW
         self.put(metric, value, confidence=confidence, estimated=estimated)

@@ -3,8 +3,9 @@
 Endpoint: ``GET {base}/?from=<chain>&library=blockchains`` for one chain, or
 ``GET {base}/?from=all&library=blockchains`` for every chain 3xpl indexes (reference §2.2).
 The key (``THREEXPL_API_KEY``) goes in the ``token`` query parameter; it is redacted from
-every message. Without a key, point ``THREEXPL_BASE_URL`` at the keyless sandbox
-(``https://sandbox-api.3xpl.com``).
+every message. The production host (``https://api.3xpl.com``) needs a key, so without one
+the source uses the keyless sandbox (``https://sandbox-api.3xpl.com``), which 3xpl rate-
+limits more tightly (numbers unpublished; docs/upstreams.md). ``THREEXPL_BASE_URL`` wins.
 
 Per-chain vs ``from=all``, chosen per batch by which costs fewer requests: a batch of one
 chain asks ``from=<chain>`` (1 request, small body); a batch of two or more asks
@@ -35,6 +36,7 @@ Sample output for ``DASH`` (chain ``dash``)::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +44,8 @@ from coinharvest.errors import ClientError, SourceError, UnknownCoin
 from coinharvest.models import Coin, SourceLimits
 from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
-from coinharvest.sources.http import HttpSource
-from coinharvest.sources.reading import Reading, to_number
+from coinharvest.sources.http import HttpOptions, HttpSource
+from coinharvest.sources.reading import Reading, decimal_sum, to_number
 
 __all__ = ["ThreeXplSource"]
 
@@ -58,6 +60,14 @@ class ThreeXplSource(HttpSource):
     #: ``from=all`` answers every chain in one request; 50 covers all 48 real chains.
     batch_size = 50
     default_base_url = "https://api.3xpl.com"
+    #: The keyless host, used when no key is configured.
+    sandbox_base_url = "https://sandbox-api.3xpl.com"
+
+    def __init__(self, options: HttpOptions | None = None) -> None:
+        options = options or HttpOptions()
+        if options.base_url is None and not options.api_key:
+            options = replace(options, base_url=self.sandbox_base_url)
+        super().__init__(options)
 
     def auth_params(self) -> dict[str, str]:
         """``token=<key>`` when a key is configured."""
@@ -138,4 +148,8 @@ def _module_sum(reading: Reading, obj: dict[str, Any], key: str, metric: str) ->
     if not present:
         reading.drop(metric, f"{key}: no module has a number")
         return
-    reading.put(metric, float(sum(present)))
+    total = decimal_sum(present)
+    if total is None:
+        reading.drop(metric, f"{key}: the modules' sum is out of range")
+        return
+    reading.put(metric, total)
