@@ -21,9 +21,9 @@ from typing import Any
 
 from coinharvest.config import load_settings
 from coinharvest.engine import Engine
+from coinharvest.engine.hooks import ResultSink
+from coinharvest.engine.retry import RetryPolicy
 from coinharvest.models import Coin, JobRecord, JobStatus, RunSummary, SourceLimits
-from coinharvest.retry import RetryPolicy
-from coinharvest.sink import ResultSink
 from coinharvest.sources.base import Source
 from coinharvest.sources.registry import SPACING_GUARD_S, build_sources
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from vclock import run_virtual
 
 from coinharvest.engine import Engine
+from coinharvest.engine.retry import RetryPolicy
 from coinharvest.models import Coin, JobRecord, RunSummary, SourceLimits
-from coinharvest.retry import RetryPolicy
 from coinharvest.sources.base import Source
 
 

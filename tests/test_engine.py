@@ -165,8 +165,8 @@ def test_observer_sees_every_job_and_coin() -> None:
     from vclock import run_virtual
 
     from coinharvest.engine import Engine
+    from coinharvest.engine.retry import RetryPolicy
     from coinharvest.models import CoinResult, RunSummary
-    from coinharvest.retry import RetryPolicy
 
     class Recorder:
         def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coinharvest.limiter import SourceLimiter
+from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.models import SourceLimits
 
 

@@ -22,9 +22,9 @@ from vclock import run_virtual
 from coinharvest.engine import Engine
 from coinharvest.errors import RateLimited
 from coinharvest.models import CoinStatus, RunSummary, SourceLimits
-from coinharvest.retry import parse_body_retry_after, parse_quota_spent
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
+from coinharvest.sources.retry_after import parse_body_retry_after, parse_quota_spent
 
 SERVER_NOW = datetime(2025, 7, 25, 14, 53, 19, tzinfo=UTC)  # far from the local clock
 DATE = format_datetime(SERVER_NOW, usegmt=True)

@@ -9,9 +9,9 @@ from enginekit import coin
 from vclock import run_virtual
 
 from coinharvest.engine import Engine
+from coinharvest.engine.hooks import MemorySink
 from coinharvest.models import CoinStatus, RunStatus, SourceLimits
-from coinharvest.scheduler import RunInProgress, Scheduler, SchedulerStats
-from coinharvest.sink import MemorySink
+from coinharvest.service.scheduler import RunInProgress, Scheduler, SchedulerStats
 from coinharvest.sources.simulated import SimulatedSource
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from coinharvest.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
 from coinharvest.models import SourceLimits
 
 __all__ = ["BottleneckLimiter"]

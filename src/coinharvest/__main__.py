@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from coinharvest.cli import main
+from coinharvest.cli.main import main
 
 main()

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from coinharvest.cli.progress import ProgressSink, make_progress
 from coinharvest.config import Settings
+from coinharvest.engine.build import build_engine
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
-from coinharvest.progress import ProgressSink, make_progress
-from coinharvest.sink import ResultSink
-from coinharvest.wiring import build_engine
 
 __all__ = ["collect_once"]
 

@@ -19,8 +19,8 @@ from coinharvest.config import Settings
 from coinharvest.emulator import EmulatorConfig, run_emulator
 from coinharvest.emulator.config import LatencyConfig, UpstreamName
 from coinharvest.emulator.profiles import strict
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
-from coinharvest.sink import ResultSink
 
 __all__ = ["DEMO_KEY", "DemoResult", "demo_config", "run_demo"]
 

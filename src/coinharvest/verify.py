@@ -17,8 +17,8 @@ import random
 from dataclasses import dataclass
 
 from coinharvest.engine import Engine
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
-from coinharvest.sink import ResultSink
 from coinharvest.sources.simulated import SimulatedSource
 
 __all__ = ["SEED_COINS", "VerifyCase", "VerifyRow", "seed_cases", "verify", "verify_coins"]

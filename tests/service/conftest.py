@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from coinharvest.coins import load_coins
 from coinharvest.config import load_settings
 from coinharvest.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from coinharvest.metrics import Metrics
+from coinharvest.engine.build import build_engine
 from coinharvest.models import RunSummary
+from coinharvest.service.metrics import Metrics
 from coinharvest.sources.registry import build_sources
 from coinharvest.storage import Store
-from coinharvest.wiring import build_engine
 
 HERE = Path(__file__).parent
 ENV_PREFIX = {

@@ -12,14 +12,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from coinharvest.api import ServiceState, create_app
 from coinharvest.coins import load_coins
 from coinharvest.engine import Engine
-from coinharvest.metrics import Metrics
+from coinharvest.engine.hooks import MemorySink
 from coinharvest.models import Coin
-from coinharvest.scheduler import Scheduler
-from coinharvest.service import RunTracker
-from coinharvest.sink import MemorySink
+from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.app import RunTracker
+from coinharvest.service.metrics import Metrics
+from coinharvest.service.scheduler import Scheduler
 from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import open_database
 

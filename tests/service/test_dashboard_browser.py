@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from coinharvest.api import ServiceState, create_app
 from coinharvest.coins import load_coins
-from coinharvest.metrics import Metrics
-from coinharvest.service import http_server
+from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.app import http_server
+from coinharvest.service.metrics import Metrics
 from coinharvest.storage import open_database
 
 from .conftest import Filled

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from coinharvest.engine import Engine
-from coinharvest.metrics import Metrics
 from coinharvest.models import CoinResult, CoinStatus, RunStatus
-from coinharvest.scheduler import Scheduler
+from coinharvest.service.metrics import Metrics
+from coinharvest.service.scheduler import Scheduler
 from coinharvest.sources.simulated import SimulatedSource
 
 from .conftest import Filled, samples, total

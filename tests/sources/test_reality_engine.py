@@ -16,8 +16,8 @@ from conftest import make_source
 from loopback import Answer, Loopback, Recorded
 
 from coinharvest.engine import Engine
+from coinharvest.engine.retry import RetryPolicy
 from coinharvest.models import Coin, CoinStatus, Observation, RunSummary, SourceLimits
-from coinharvest.retry import RetryPolicy
 from coinharvest.sources.base import FetchResult, Source
 
 REAL = Path(__file__).parent.parent / "fixtures" / "real"

@@ -17,8 +17,8 @@ from coinharvest.derive import derive
 from coinharvest.emulator import EmulatorConfig, run_emulator, strict
 from coinharvest.emulator.catalog import synthetic_id
 from coinharvest.engine import Engine
+from coinharvest.engine.retry import RetryPolicy
 from coinharvest.models import Coin, CoinStatus, Confidence, RunSummary
-from coinharvest.retry import RetryPolicy
 from coinharvest.sources.registry import (
     build_sources,
     effective_batch_sizes,

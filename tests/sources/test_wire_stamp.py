@@ -33,9 +33,9 @@ from loopback import Loopback
 
 from coinharvest.engine import Engine
 from coinharvest.models import Coin, CoinStatus, SourceLimits
-from coinharvest.sending import on_wire
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
+from coinharvest.sources.sending import on_wire
 
 CONNECT_DELAY_S = 0.25  # the server answers a TLS handshake this late
 SPACING_S = 0.30  # what the server must see between request arrivals

@@ -17,10 +17,11 @@ import typer
 from conftest import T0, minutes, result
 from typer.testing import CliRunner
 
+from coinharvest.cli.storage_commands import register
 from coinharvest.config import load_settings
 from coinharvest.errors import StoreError
 from coinharvest.storage import Store, open_store
-from coinharvest.storage.commands import parse_since, register
+from coinharvest.timeparse import parse_since
 
 runner = CliRunner()
 
@@ -182,7 +183,7 @@ async def test_open_store_refuses_a_read_only_database(filled_db: str) -> None:
 
 
 def _wired() -> bool:
-    from coinharvest.cli import app
+    from coinharvest.cli.main import app
 
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     return {"runs", "latest"} <= names

@@ -47,12 +47,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from coinharvest.config import Settings
+from coinharvest.logs import get_logger
 from coinharvest.models import Coin, SourceLimits
 from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpOptions, HttpSource
 from coinharvest.sources.reading import Reading
-from coinharvest.telemetry import get_logger
 
 __all__ = ["COINGECKO_HOSTS", "MARKET_FIELDS", "MAX_IDS", "PLAN_LIMITS", "CoinGeckoSource"]
 

@@ -56,10 +56,14 @@ from coinharvest.errors import (
     SourceError,
     TransientError,
 )
-from coinharvest.retry import parse_body_retry_after, parse_quota_spent, parse_retry_after
-from coinharvest.sending import about_to_send, notify_exhausted, outgoing
+from coinharvest.logs import get_logger
 from coinharvest.sources.base import Source
-from coinharvest.telemetry import get_logger
+from coinharvest.sources.retry_after import (
+    parse_body_retry_after,
+    parse_quota_spent,
+    parse_retry_after,
+)
+from coinharvest.sources.sending import about_to_send, notify_exhausted, outgoing
 
 if TYPE_CHECKING:
     from coinharvest.config import Settings

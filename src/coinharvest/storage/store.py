@@ -43,13 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from coinharvest.errors import StoreError
+from coinharvest.logs import get_logger
 from coinharvest.models import Coin, CoinResult, RunStatus, RunSummary
 from coinharvest.storage import writes
 from coinharvest.storage.database import open_database
 from coinharvest.storage.failures import describe, is_transient, translate
 from coinharvest.storage.migrate import upgrade
 from coinharvest.storage.writes import RunStart
-from coinharvest.telemetry import get_logger
 
 __all__ = ["Store", "WritePolicy"]
 

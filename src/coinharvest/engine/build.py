@@ -6,10 +6,9 @@ import random
 from collections.abc import Mapping
 
 from coinharvest.config import Settings
-from coinharvest.engine import Engine
-from coinharvest.observer import EngineObserver
-from coinharvest.retry import RetryPolicy
-from coinharvest.sink import ResultSink
+from coinharvest.engine.engine import Engine
+from coinharvest.engine.hooks import EngineObserver, ResultSink
+from coinharvest.engine.retry import RetryPolicy
 from coinharvest.sources.base import Source
 
 __all__ = ["build_engine"]

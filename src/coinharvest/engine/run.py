@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from coinharvest.completion import CoinState, next_source
+from coinharvest.engine.completion import CoinState, next_source
+from coinharvest.engine.lane import Job, Lane
+from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.errors import Blocked, PermanentError, RateLimited, SourceError, TransientError
-from coinharvest.lane import Job, Lane
-from coinharvest.limiter import SourceLimiter
+from coinharvest.logs import get_logger
 from coinharvest.models import (
     Coin,
     CoinAnswer,
@@ -32,12 +33,11 @@ from coinharvest.models import (
     RunSummary,
 )
 from coinharvest.plausibility import screen
-from coinharvest.sending import on_wire
 from coinharvest.sources.base import CoinOutcome, FetchResult
-from coinharvest.telemetry import get_logger
+from coinharvest.sources.sending import on_wire
 
 if TYPE_CHECKING:
-    from coinharvest.engine import Engine
+    from coinharvest.engine.engine import Engine
 
 __all__ = ["Run"]
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from coinharvest import telemetry
-from coinharvest.telemetry import ROOT_LOGGER, get_logger, setup_logging
+from coinharvest import logs
+from coinharvest.logs import ROOT_LOGGER, get_logger, setup_logging
 
 NAMESPACES = [
     "scheduler",
@@ -29,13 +29,13 @@ NAMESPACES = [
 @pytest.fixture(autouse=True)
 def clean_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo what setup_logging does to the process-wide logging state."""
-    monkeypatch.setattr(telemetry, "_active", None)
+    monkeypatch.setattr(logs, "_active", None)
     yield
     root = logging.getLogger(ROOT_LOGGER)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.propagate = True
-    for logger in [root, *telemetry._coinharvest_loggers()]:
+    for logger in [root, *logs._coinharvest_loggers()]:
         logger.setLevel(logging.NOTSET)
 
 

@@ -13,7 +13,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
-from coinharvest.limiter import SourceLimiter
+from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.models import Coin
 
 __all__ = ["Job", "Lane"]

@@ -15,19 +15,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import json as jsonlib
-import re
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from coinharvest.console import err, out, print_error
+from coinharvest.cli.console import err, out, print_error
 from coinharvest.errors import ConfigError, StoreError
+from coinharvest.timeparse import parse_since
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,7 +81,8 @@ def runs(
     """List the newest runs: status, duration, coins ok/failed/deferred/not stored."""
     if ctx.invoked_subcommand is not None:
         return
-    from coinharvest.storage import queries, render
+    from coinharvest.cli import render
+    from coinharvest.storage import queries
 
     rows = _with_db(lambda db: queries.list_runs(db, limit=limit))
     _emit([r.as_dict() for r in rows] if json else render.runs_table(rows), json)
@@ -93,7 +94,8 @@ def show_run(
     json: JsonOption = False,
 ) -> None:
     """One run: per-coin results and errors, and the per-source request timeline."""
-    from coinharvest.storage import queries, render
+    from coinharvest.cli import render
+    from coinharvest.storage import queries
 
     detail = _with_db(lambda db: queries.run_detail(db, run_id))
     if detail is None:
@@ -108,7 +110,8 @@ def latest(
     json: JsonOption = False,
 ) -> None:
     """The latest value of every metric per coin, with its source, confidence and age."""
-    from coinharvest.storage import queries, render
+    from coinharvest.cli import render
+    from coinharvest.storage import queries
 
     rows = _with_db(lambda db: queries.latest_values(db, symbols or ()))
     _emit([r.as_dict() for r in rows] if json else render.latest_table(rows), json)
@@ -121,9 +124,10 @@ def history(
     json: JsonOption = False,
 ) -> None:
     """Every stored value of one metric of one coin, oldest first."""
-    from coinharvest.storage import queries, render
+    from coinharvest.cli import render
+    from coinharvest.storage import queries
 
-    start = parse_since(since)
+    start = _since(since)
     rows = _with_db(lambda db: queries.history(db, symbol, metric, since=start))
     if not rows and (reason := _with_db(lambda db: queries.why_no_history(db, symbol, metric))):
         _fail(reason)
@@ -141,7 +145,7 @@ def export(
     ] = None,
 ) -> None:
     """Export every stored observation (collected since --since) as CSV or a JSON array."""
-    start = parse_since(since)
+    start = _since(since)
     with _open_out(out_file) as stream:
         count = _with_db(lambda db: _export(db, stream, fmt, start))
     if out_file is not None:
@@ -160,26 +164,12 @@ def db_upgrade() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_since(value: str | None, *, now: datetime | None = None) -> datetime | None:
-    """``7d``/``12h``/``30m`` ago, or an ISO date/time (UTC unless it says otherwise).
-
-    :raises typer.BadParameter: anything else.
-    """
-    if value is None:
-        return None
-    now = now or datetime.now(UTC)
-    if m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", value):
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]
-        return now - timedelta(**{unit: float(m.group(1))})
+def _since(value: str | None) -> datetime | None:
+    """`parse_since` for an option: an unreadable value is a usage error naming --since."""
     try:
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r}: use a date (2026-11-01), a date-time (2026-11-01T10:00) or an age "
-            "(7d, 12h, 30m)",
-            param_hint="--since",
-        ) from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        return parse_since(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
 
 
 def _fail(message: str) -> NoReturn:

@@ -30,18 +30,18 @@ from typing import Any
 import uvicorn
 from prometheus_client import disable_created_metrics
 
-from coinharvest.api import ServiceState, create_app
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings
 from coinharvest.engine import Engine
+from coinharvest.engine.build import build_engine
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.errors import ConfigError
+from coinharvest.logs import get_logger
 from coinharvest.loopserver import bind, start
-from coinharvest.metrics import Metrics
 from coinharvest.models import Coin, CoinResult, RunSummary
-from coinharvest.scheduler import Scheduler, SchedulerStats
-from coinharvest.sink import ResultSink
-from coinharvest.telemetry import get_logger
-from coinharvest.wiring import build_engine
+from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.metrics import Metrics
+from coinharvest.service.scheduler import Scheduler, SchedulerStats
 
 __all__ = ["CoinsFile", "RunTracker", "http_server", "run_service", "serve_api"]
 

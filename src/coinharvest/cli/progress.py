@@ -15,8 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, CoinResult, RunSummary
-from coinharvest.sink import ResultSink
 
 __all__ = ["ProgressSink", "make_progress"]
 

@@ -25,15 +25,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from coinharvest.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.engine.hooks import EngineObserver, MemorySink, NullObserver, ResultSink
+from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.engine.retry import RetryPolicy
+from coinharvest.engine.run import Run
+from coinharvest.engine.slots import GlobalSlots
+from coinharvest.logs import get_logger
 from coinharvest.models import Coin, RunSummary, SourceLimits
-from coinharvest.observer import EngineObserver, NullObserver
-from coinharvest.retry import RetryPolicy
-from coinharvest.run import Run
-from coinharvest.sink import MemorySink, ResultSink
-from coinharvest.slots import GlobalSlots
 from coinharvest.sources.base import Source
-from coinharvest.telemetry import get_logger
 
 __all__ = ["Engine"]
 

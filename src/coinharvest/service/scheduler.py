@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from coinharvest.engine import Engine
-from coinharvest.limiter import Clock, loop_clock
+from coinharvest.engine.limiter import Clock, loop_clock
+from coinharvest.logs import get_logger
 from coinharvest.models import Coin, RunSummary
-from coinharvest.telemetry import get_logger
 
 __all__ = ["RunInProgress", "Scheduler", "SchedulerStats"]
 

@@ -15,13 +15,13 @@ from typing import Annotated
 import typer
 
 from coinharvest import __version__
+from coinharvest.cli.console import err, out, print_error
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings, deprecation_warnings, load_settings
-from coinharvest.console import err, out, print_error
 from coinharvest.errors import ConfigError, StoreError
+from coinharvest.logs import get_logger, setup_logging
 from coinharvest.models import Coin, RunStatus, RunSummary
 from coinharvest.sources.base import Source
-from coinharvest.telemetry import get_logger, setup_logging
 
 __all__ = ["app", "main"]
 
@@ -116,7 +116,7 @@ def list_sources() -> None:
 
     Values come from the built-in defaults and <SRC>_* settings; API keys are never shown.
     """
-    from coinharvest.report import sources_table
+    from coinharvest.cli.render import sources_table
     from coinharvest.sources.registry import build_sources, effective_batch_sizes, effective_limits
 
     settings = load_settings()
@@ -159,7 +159,7 @@ def verify(
     delay after each coin, the old collector), then max 3, then max 5. At full scale the
     sequential run takes about 70 s and max 5 about 5 s (≈ 93 % faster).
     """
-    from coinharvest.report import verify_table
+    from coinharvest.cli.render import verify_table
     from coinharvest.verify import verify as run_verify
 
     setup_logging(load_settings().debug)
@@ -175,7 +175,7 @@ def verify(
 @app.command("coins")
 def list_coins(coins_file: CoinsOption = None) -> None:
     """List the configured coins with their priorities, ids and fallback chains."""
-    from coinharvest.report import coins_table
+    from coinharvest.cli.render import coins_table
 
     settings = load_settings()
     out.print(coins_table(_coins(settings, coins_file)))
@@ -188,15 +188,15 @@ def show_version() -> None:
 
 
 def _summary_table(summary: RunSummary) -> object:
-    from coinharvest.report import summary_table
+    from coinharvest.cli.render import summary_table
 
     return summary_table(summary)
 
 
 def _register_commands() -> None:
+    from coinharvest.cli.service_commands import register as register_service
+    from coinharvest.cli.storage_commands import register as register_storage
     from coinharvest.emulator.command import emulator
-    from coinharvest.service_commands import register as register_service
-    from coinharvest.storage.commands import register as register_storage
 
     register_service(app)
     register_storage(app)

@@ -1,9 +1,6 @@
-"""Retry-After parsing and the back-off policy (DESIGN §4, reference §6.2).
+"""How long an upstream asked us to wait (DESIGN §4, reference §6.2).
 
-Two questions, two functions:
-
-- `parse_retry_after(headers)`: how long did the server ask us to wait? (seconds or None)
-- `RetryPolicy`: how long do *we* wait before the next attempt, given the error?
+- `parse_retry_after(headers)`: the wait a 429 (or 503) asked for, in seconds, or None;
 
 and two hints that are not headers of a 429:
 
@@ -12,21 +9,23 @@ and two hints that are not headers of a 429:
 - `parse_quota_spent(headers)`: a *successful* answer saying the quota is spent
   (CoinGecko: ``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``): seconds until reset.
 
-Jitter only ever *adds* to a server's requested wait: shortening it walks straight back
-into the limit.
+How long *we* then wait is the engine's `coinharvest.engine.retry.RetryPolicy`.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RetryPolicy", "parse_body_retry_after", "parse_quota_spent", "parse_retry_after"]
+__all__ = [
+    "MIN_BODY_HINT_S",
+    "parse_body_retry_after",
+    "parse_quota_spent",
+    "parse_retry_after",
+]
 
 _EPOCH_THRESHOLD = 1e9  # x-ratelimit-reset values above this are epoch seconds
 _BODY_HINT_MAX = 2000  # characters of a body searched for a hint
@@ -147,43 +146,3 @@ def _x_ratelimit_reset(value: str | None, ref: datetime) -> float | None:
 
 def _positive(seconds: float) -> float | None:
     return seconds if seconds > 0 else None
-
-
-@dataclass(slots=True)
-class RetryPolicy:
-    """How long to wait before attempt ``attempt + 1`` (attempts are 1-based).
-
-    - rate limited with a hint RA: ``RA + U(0, min(1 s, 0.1·RA))`` (jitter only adds);
-    - rate limited without a hint: equal jitter ``U(b/2, b)``, never less than `min_wait_s`;
-    - transient error: full jitter ``U(0, b)``;
-
-    where ``b = min(cap_s, base_s · 2^(attempt−1))``.
-    """
-
-    base_s: float = 1.0
-    cap_s: float = 60.0
-    max_attempts: int = 4
-    rng: random.Random = field(default_factory=random.Random)
-
-    def ceiling(self, attempt: int) -> float:
-        """The exponential ceiling b for `attempt`."""
-        return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)))
-
-    def rate_limited_wait(
-        self, attempt: int, retry_after: float | None, min_wait_s: float = 0.0
-    ) -> float:
-        """Seconds to pause the whole source after a 429."""
-        if retry_after is not None:
-            return retry_after + self.rng.uniform(0.0, min(1.0, 0.1 * retry_after))
-        b = self.ceiling(attempt)
-        return max(min_wait_s, self.rng.uniform(b / 2, b))
-
-    def transient_wait(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before retrying a job after a timeout, connection error or 5xx."""
-        if retry_after is not None:
-            return retry_after + self.rng.uniform(0.0, min(1.0, 0.1 * retry_after))
-        return self.rng.uniform(0.0, self.ceiling(attempt))
-
-    def may_retry(self, attempt: int) -> bool:
-        """Whether a job that just made attempt `attempt` may make another."""
-        return attempt < self.max_attempts

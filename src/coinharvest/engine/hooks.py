@@ -1,6 +1,6 @@
-"""Where results go: the `ResultSink` interface and an in-memory sink.
+"""The engine's two hooks: where results go (`ResultSink`) and who watches (`EngineObserver`).
 
-The engine calls a sink at three moments of a run. Contract:
+**ResultSink.** The engine calls a sink at three moments of a run. Contract:
 
 - `run_started` once, before any job starts;
 - `coin_completed` once per coin, the moment its last job ends (from the job's own task, so
@@ -10,7 +10,12 @@ The engine calls a sink at three moments of a run. Contract:
 
 A sink that raises is not retried by the engine: the engine logs the error, counts it in
 ``RunSummary.store_errors`` and goes on. Retrying belongs to the sink (it knows which errors
-are worth it).
+are worth it). `MemorySink` keeps results in memory (tests, `verify`, the benchmarks).
+
+**EngineObserver.** Called as a run goes on, for metrics (Prometheus) and live views. Every
+method is called synchronously on the event loop, must be cheap and must not raise (an
+observer's error would be a bug in the observer; the engine does not catch it).
+`NullObserver`, the default, ignores every call.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Protocol
 
 from coinharvest.models import Coin, CoinResult, RunSummary
 
-__all__ = ["MemorySink", "ResultSink"]
+__all__ = ["EngineObserver", "MemorySink", "NullObserver", "ResultSink"]
 
 
 class ResultSink(Protocol):
@@ -60,3 +65,36 @@ class MemorySink:
     async def run_finished(self, summary: RunSummary) -> None:
         """Record the summary."""
         self.summaries.append(summary)
+
+
+class EngineObserver(Protocol):
+    """What the engine reports while it runs."""
+
+    def job_started(self, source: str, waited_s: float) -> None:
+        """A request to `source` started after waiting `waited_s` in its lane."""
+
+    def job_finished(self, source: str, outcome: str, duration_s: float) -> None:
+        """A request ended. `outcome`: the HTTP status ("200", "429", "503", …) or an
+        error kind ("timeout", "error") when there was no HTTP answer."""
+
+    def coin_completed(self, result: CoinResult) -> None:
+        """A coin completed (before it is stored)."""
+
+    def run_finished(self, summary: RunSummary) -> None:
+        """A run ended."""
+
+
+class NullObserver:
+    """Observes nothing: every hook of `EngineObserver` is ignored."""
+
+    def job_started(self, source: str, waited_s: float) -> None:
+        pass
+
+    def job_finished(self, source: str, outcome: str, duration_s: float) -> None:
+        pass
+
+    def coin_completed(self, result: CoinResult) -> None:
+        pass
+
+    def run_finished(self, summary: RunSummary) -> None:
+        pass

@@ -39,7 +39,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from coinharvest.models import CoinResult, CoinStatus, JobStatus, RunStatus, RunSummary
 
 if TYPE_CHECKING:
-    from coinharvest.scheduler import Scheduler
+    from coinharvest.service.scheduler import Scheduler
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "SchedulerCollector"]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from coinharvest.console import print_error
+from coinharvest.cli.console import print_error
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def run(
     (20) to finish and be stored; the run is marked; exit status 0. A second
     signal stops at once. Logs are plain lines, also on a terminal.
     """
-    from coinharvest.service import run_service
+    from coinharvest.service.app import run_service
 
     settings = _settings()
     code = _run(
@@ -97,7 +97,7 @@ def serve(
     as "not running" and answers 200 while the database is reachable.
     Stops on SIGINT/SIGTERM.
     """
-    from coinharvest.service import serve_api
+    from coinharvest.service.app import serve_api
 
     settings = _settings()
     raise typer.Exit(_run(serve_api(settings, coins_file=coins_file, host=host, port=port)))
@@ -105,7 +105,7 @@ def serve(
 
 def _settings() -> Settings:
     from coinharvest.config import deprecation_warnings, load_settings
-    from coinharvest.telemetry import get_logger, setup_logging
+    from coinharvest.logs import get_logger, setup_logging
 
     settings = load_settings()
     setup_logging(settings.debug)

@@ -34,7 +34,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import typer
 from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -46,17 +45,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 
 from coinharvest import __version__
-from coinharvest.errors import StoreError
-from coinharvest.metrics import CONTENT_TYPE_LATEST, Metrics
+from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import Coin
-from coinharvest.scheduler import RunInProgress, Scheduler
+from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
+from coinharvest.service.scheduler import RunInProgress, Scheduler
 from coinharvest.storage import queries
-from coinharvest.storage.commands import parse_since
 from coinharvest.storage.queries import HistoryPoint, JobRow, LatestValue, RunRow
+from coinharvest.timeparse import parse_since
 
 __all__ = ["ServiceState", "create_app"]
 
-WEB_DIR = Path(str(files("coinharvest") / "web"))
+WEB_DIR = Path(str(files("coinharvest.service") / "web"))
 #: How long /health waits for the database before calling it unreachable.
 DB_PROBE_TIMEOUT_S = 3.0
 
@@ -341,9 +340,9 @@ def _configured(state: ServiceState) -> set[str]:
 def _since(value: str | None) -> datetime | None:
     try:
         return parse_since(value)
-    except typer.BadParameter as exc:
+    except ConfigError as exc:
         raise RequestValidationError(
-            [{"loc": ("query", "since"), "msg": exc.message, "type": "value_error"}]
+            [{"loc": ("query", "since"), "msg": str(exc), "type": "value_error"}]
         ) from None
 
 
