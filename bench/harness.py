@@ -6,7 +6,7 @@ The emulator enforces the scaled limits exactly. Both coinharvest and the baseli
 with those limits plus the 5 ms spacing guard that `coinharvest.sources.registry` adds to
 every configured spacing (the guard is the same for both, and counted against both).
 
-The engine is built as `coinharvest.wiring.build_engine` builds it, except for the limits:
+The engine is built as `coinharvest.engine.build.build_engine` builds it, except for the limits:
 ``<SRC>_RATE_LIMIT_PER_MINUTE`` fixes the window at 60 s, so a scaled window cannot be
 expressed in settings; the `SourceLimits` are passed to `Engine` directly.
 """

@@ -1,5 +1,5 @@
 """An awaitable Bottleneck-style limiter, as the seed used (``maxConcurrent``, ``minTime``,
-``reservoir``), built on the decisions of `coinharvest.limiter.SourceLimiter`.
+``reservoir``), built on the decisions of `coinharvest.engine.limiter.SourceLimiter`.
 
 The seed awaited ``limiter.schedule(fn)`` *inside* a coin's slot: the caller blocks until
 the source admits it. This class gives that shape: ``async with limiter: ...``. Waiters are

@@ -1,18 +1,24 @@
-"""One collection run from settings: build sources, run the engine, close everything."""
+"""One collection run from settings: build sources, run the engine, close everything.
+
+Called by `coinharvest collect`, `coinharvest demo` and the tests. It knows nothing of the
+terminal: a caller that wants a live view passes `decorate`, which wraps the sink for the
+run's duration (the CLI's progress bar does that).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
-from rich.console import Console
-
-from coinharvest.cli.progress import ProgressSink, make_progress
 from coinharvest.config import Settings
 from coinharvest.engine.build import build_engine
 from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
 
-__all__ = ["collect_once"]
+__all__ = ["SinkDecorator", "collect_once"]
+
+#: Wraps the run's sink for the run's duration (e.g. to drive a progress bar).
+SinkDecorator = Callable[[ResultSink], AbstractContextManager[ResultSink]]
 
 
 async def collect_once(
@@ -21,40 +27,40 @@ async def collect_once(
     *,
     sink: ResultSink | None = None,  # None: the configured store (DATABASE_URL/COINHARVEST_DB)
     base_urls: dict[str, str] | None = None,
-    tty: bool = False,
-    console: Console | None = None,
+    decorate: SinkDecorator | None = None,
     trigger: str = "manual",
 ) -> RunSummary:
     """Collect `coins` once from the sources they name; results go to `sink` as they complete.
 
-    With `tty`, a progress bar is drawn on `console` while the run goes on.
+    Without `sink`, the configured store is opened for the run, and the summary says how
+    many coins it could not save (``coins_unsaved``).
     """
-    if sink is None:
-        from coinharvest.storage.factory import store_from_settings
+    if sink is not None:
+        return await _collect(settings, coins, sink, base_urls, decorate, trigger)
+    from coinharvest.storage.factory import store_from_settings
 
-        async with store_from_settings(settings) as store:
-            summary = await collect_once(
-                settings,
-                coins,
-                sink=store,
-                base_urls=base_urls,
-                tty=tty,
-                console=console,
-                trigger=trigger,
-            )
-            summary.coins_unsaved = len(store.unsaved(summary.run_id))
-            return summary
+    async with store_from_settings(settings) as store:
+        summary = await _collect(settings, coins, store, base_urls, decorate, trigger)
+        summary.coins_unsaved = len(store.unsaved(summary.run_id))
+        return summary
+
+
+async def _collect(
+    settings: Settings,
+    coins: Sequence[Coin],
+    sink: ResultSink,
+    base_urls: dict[str, str] | None,
+    decorate: SinkDecorator | None,
+    trigger: str,
+) -> RunSummary:
+    from coinharvest.sources.base import close_sources
     from coinharvest.sources.registry import build_sources
 
     names = {src for coin in coins for chain in coin.chains for src in chain}
     sources = build_sources(settings, names=names, base_urls=base_urls)
-    inner = sink
     try:
-        if not tty:
-            return await build_engine(settings, sources, inner).run(coins, trigger=trigger)
-        with make_progress(console) as progress:
-            engine = build_engine(settings, sources, ProgressSink(inner, progress))
+        with (decorate or nullcontext)(sink) as decorated:
+            engine = build_engine(settings, sources, decorated)
             return await engine.run(coins, trigger=trigger)
     finally:
-        for source in sources.values():
-            await source.aclose()
+        await close_sources(sources.values())

@@ -25,13 +25,11 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, get_args
 
 from dotenv import dotenv_values
 from pydantic import (
-    AfterValidator,
     AliasChoices,
-    BeforeValidator,
     Field,
     PrivateAttr,
     SecretStr,
@@ -48,6 +46,20 @@ from pydantic_settings import (
 
 from coinharvest.errors import ConfigError
 from coinharvest.models import SourceLimits
+from coinharvest.settings_types import (
+    Allowed,
+    CoingeckoPlan,
+    Count,
+    Host,
+    NonNegativeNumber,
+    Plan,
+    PluginSpecs,
+    Port,
+    PositiveNumber,
+    Token,
+    Url,
+    allowed_text_of,
+)
 
 __all__ = [
     "SOURCE_ENV_PREFIX",
@@ -67,51 +79,6 @@ SOURCE_ENV_PREFIX: Mapping[str, str] = {
     "nearblocks": "NEARBLOCKS",
     "nano": "NANO",
 }
-
-CoingeckoPlan = Literal["public", "demo", "pro"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Allowed:
-    """Marker in a field's metadata: what a valid value looks like, for error messages."""
-
-    text: str
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-Count = Annotated[int, Field(ge=1), _Allowed("an integer ≥ 1")]
-PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), _Allowed("a finite number > 0")]
-NonNegativeNumber = Annotated[
-    float, Field(ge=0, allow_inf_nan=False), _Allowed("a finite number ≥ 0")
-]
-Url = Annotated[str, Field(pattern=r"^https?://\S+$"), _Allowed("an http:// or https:// URL")]
-Port = Annotated[int, Field(ge=0, le=65535), _Allowed("an integer from 0 to 65535")]
-Host = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+$"), _Allowed("a host name or an IP address")
-]
-
-
-def _check_token(value: SecretStr) -> SecretStr:
-    if not re.fullmatch(r"[!-~]{16,}", value.get_secret_value()):
-        raise ValueError("weak or malformed token")
-    return value
-
-
-Token = Annotated[
-    SecretStr,
-    AfterValidator(_check_token),
-    _Allowed("at least 16 printable characters without spaces"),
-]
-_SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
-PluginSpecs = Annotated[
-    str,
-    Field(pattern=rf"^\s*({_SPEC}\s*(,\s*{_SPEC}\s*)*)?$"),
-    _Allowed("comma-separated package.module:ClassName entries"),
-]
-Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), _Allowed("one of 'public', 'demo', 'pro'")]
 
 #: The environment mapping `load_settings` was given; None means `os.environ`.
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("coinharvest_environ", default=None)
@@ -360,14 +327,10 @@ def _plugin_overrides(name: str, environ: Mapping[str, str]) -> SourceOverrides:
         try:
             values[field_name] = TypeAdapter(kind).validate_python(raw)
         except ValidationError:
-            problems.append(f"{variable}={raw!r} is invalid: must be {_allowed_text_of(kind)}")
+            problems.append(f"{variable}={raw!r} is invalid: must be {allowed_text_of(kind)}")
     if problems:
         raise ConfigError("; ".join(problems))
     return SourceOverrides(**values)
-
-
-def _allowed_text_of(kind: Any) -> str:
-    return next((a.text for a in get_args(kind) if isinstance(a, _Allowed)), "a valid value")
 
 
 def deprecation_warnings(settings: Settings) -> list[str]:
@@ -422,11 +385,11 @@ def _field_for(loc: str) -> FieldInfo | None:
 
 
 def _allowed_text(info: FieldInfo) -> str | None:
-    """The `_Allowed` text in a field's metadata or annotation (``X | None`` included)."""
+    """The `Allowed` text in a field's metadata or annotation (``X | None`` included)."""
     pending: list[Any] = [*info.metadata, info.annotation]
     while pending:
         item = pending.pop(0)
-        if isinstance(item, _Allowed):
+        if isinstance(item, Allowed):
             return item.text
         pending.extend(get_args(item))
     return None

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
-from rich.console import Console
 
-from coinharvest.collect import collect_once
+from coinharvest.collect import SinkDecorator, collect_once
 from coinharvest.config import Settings
 from coinharvest.emulator import EmulatorConfig, run_emulator
 from coinharvest.emulator.config import LatencyConfig, UpstreamName
@@ -77,8 +76,7 @@ async def run_demo(
     coins: Sequence[Coin],
     *,
     sink: ResultSink | None = None,
-    tty: bool = False,
-    console: Console | None = None,
+    decorate: SinkDecorator | None = None,
 ) -> DemoResult:
     """Start the emulator, collect `coins` once through it, and return summary + stats.
 
@@ -94,8 +92,7 @@ async def run_demo(
             coins,
             sink=sink,
             base_urls=emu.base_urls,
-            tty=tty,
-            console=console,
+            decorate=decorate,
             trigger="demo",
         )
         return DemoResult(summary, await emu.stats())

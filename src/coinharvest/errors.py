@@ -79,10 +79,13 @@ class TransientError(SourceError):
         retry_after: float | None = None,
         *,
         status: int | None = None,
+        timed_out: bool = False,
     ) -> None:
         self.retry_after = retry_after
         #: The HTTP status when there was an answer (5xx), None for timeouts and resets.
         self.status = status
+        #: No answer in time (an HTTP timeout, or the engine's job timeout).
+        self.timed_out = timed_out
         super().__init__(source, message)
 
 

@@ -7,10 +7,10 @@ configuration / input (one line on stderr, no traceback).
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,7 +21,10 @@ from coinharvest.config import Settings, deprecation_warnings, load_settings
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.logs import get_logger, setup_logging
 from coinharvest.models import Coin, RunStatus, RunSummary
-from coinharvest.sources.base import Source
+from coinharvest.sources.base import close_sources
+
+if TYPE_CHECKING:
+    from coinharvest.collect import SinkDecorator
 
 __all__ = ["app", "main"]
 
@@ -68,6 +71,15 @@ def _exit_code(summary: RunSummary) -> int:
     return 2 if summary.coins_ok == 0 else 1
 
 
+def _progress() -> SinkDecorator | None:
+    """A progress bar on stderr when stdout is a terminal, else nothing (log lines)."""
+    if not out.is_terminal:
+        return None
+    from coinharvest.cli.progress import progress_bar
+
+    return functools.partial(progress_bar, console=err)
+
+
 @app.command()
 def collect(coins_file: CoinsOption = None) -> None:
     """Run one collection now: every enabled coin from its sources, then a summary table.
@@ -79,7 +91,7 @@ def collect(coins_file: CoinsOption = None) -> None:
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    summary = asyncio.run(collect_once(settings, coins, tty=out.is_terminal, console=err))
+    summary = asyncio.run(collect_once(settings, coins, decorate=_progress()))
     out.print(_summary_table(summary))
     raise typer.Exit(_exit_code(summary))
 
@@ -96,7 +108,7 @@ def demo(coins_file: CoinsOption = None) -> None:
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    result = asyncio.run(run_demo(settings, coins, tty=out.is_terminal, console=err))
+    result = asyncio.run(run_demo(settings, coins, decorate=_progress()))
     out.print(_summary_table(result.summary))
     per_upstream = ", ".join(
         f"{name} {n}"
@@ -126,12 +138,7 @@ def list_sources() -> None:
         sources, effective_limits(settings, sources), effective_batch_sizes(settings, sources), keys
     )
     out.print(table)
-    asyncio.run(_close_all(sources.values()))
-
-
-async def _close_all(sources: Iterable[Source]) -> None:
-    for source in sources:
-        await source.aclose()
+    asyncio.run(close_sources(sources.values()))
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.progress import (
 from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, CoinResult, RunSummary
 
-__all__ = ["ProgressSink", "make_progress"]
+__all__ = ["ProgressSink", "make_progress", "progress_bar"]
 
 
 def make_progress(console: Console | None = None, transient: bool = False) -> Progress:
@@ -31,6 +32,14 @@ def make_progress(console: Console | None = None, transient: bool = False) -> Pr
         console=console,
         transient=transient,
     )
+
+
+@contextmanager
+def progress_bar(inner: ResultSink, console: Console | None = None) -> Iterator[ResultSink]:
+    """`inner`, wrapped to draw a progress bar on `console` while the run goes on (a
+    `coinharvest.collect.SinkDecorator`)."""
+    with make_progress(console) as progress:
+        yield ProgressSink(inner, progress)
 
 
 class ProgressSink:

@@ -101,7 +101,13 @@ def runs_table(rows: Sequence[RunRow]) -> Table:
 
 
 def run_detail_view(detail: RunDetail) -> RenderableType:
-    """A run's header, its per-coin results and its per-source request timeline."""
+    """A run's header, its per-coin results, the metrics not collected and why, and its
+    per-source request timeline."""
+    notes = _notes_table(detail)
+    return Group(_run_coins_table(detail), *([notes] if notes.rows else []), _jobs_table(detail))
+
+
+def _run_coins_table(detail: RunDetail) -> Table:
     run = detail.run
     coins = Table(
         title=f"Run {run.run_id} ({run.trigger}): {_status(run.status)}",
@@ -126,12 +132,20 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
             str(c.observation_count),
             escape(c.error or ""),
         )
+    return coins
+
+
+def _notes_table(detail: RunDetail) -> Table:
     notes = Table(title="Metrics not collected, and why", title_justify="left")
     for col in ("Coin", "Note"):
         notes.add_column(col)
     for c in detail.coins:
         for note in (c.notes or "").splitlines():
             notes.add_row(escape(c.symbol), escape(note))
+    return notes
+
+
+def _jobs_table(detail: RunDetail) -> Table:
     jobs = Table(title="Request timeline (seconds from run start)", title_justify="left")
     for col in ("Job", "Try", "Source", "Coins", "Queued", "Started", "Ended", "Status", "Error"):
         jobs.add_column(
@@ -149,7 +163,7 @@ def run_detail_view(detail: RunDetail) -> RenderableType:
             _status(j.status),
             escape(j.error or ""),
         )
-    return Group(coins, *([notes] if notes.rows else []), jobs)
+    return jobs
 
 
 def latest_table(rows: Sequence[LatestValue]) -> Table:
@@ -280,34 +294,33 @@ def sources_table(
         or None,
         caption_justify="left",
     )
-    cols = (
-        "Source",
-        "Status",
-        "In flight",
-        "Min interval",
-        "Per minute",
-        "Batch",
-        "Base URL",
-        "Key",
-    )
-    for col in cols:
+    for col in _SOURCE_COLUMNS:
         table.add_column(col, justify="right" if col in {"In flight", "Batch"} else "left")
     for name, source in sources.items():
         lim = limits[name]
-        per_window = "–" if lim.rate_per_window is None else str(lim.rate_per_window)
-        if lim.rate_per_window is not None and round(lim.window_s) != 60:
-            per_window += f" / {lim.window_s:g} s"
         table.add_row(
             name,
             "[red]unavailable[/]" if name in unavailable else "ready",
             str(lim.max_concurrency),
             f"{lim.min_interval_s * 1000:g} ms",
-            per_window,
+            _per_window(lim),
             str(batch_sizes[name]),
             _base_url(source),
             "set" if keys_set.get(name) else "–",
         )
     return table
+
+
+_SOURCE_COLUMNS = (
+    "Source", "Status", "In flight", "Min interval", "Per minute", "Batch", "Base URL", "Key"
+)  # fmt: skip
+
+
+def _per_window(lim: SourceLimits) -> str:
+    if lim.rate_per_window is None:
+        return "–"
+    window = "" if round(lim.window_s) == 60 else f" / {lim.window_s:g} s"
+    return f"{lim.rate_per_window}{window}"
 
 
 def _base_url(source: Source) -> str:

@@ -7,15 +7,21 @@ order, so one draw decides and the configured rates hold over many requests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import random
+from collections.abc import Callable
 
 from coinharvest.emulator.config import FaultConfig
+from coinharvest.emulator.http import Response, Send, html_response, reset_connection
 
 __all__ = [
     "FIREWALL_403_PAGE",
     "GATEWAY_TIMEOUT_PAGE",
     "cdn_error_page",
     "draw_fault",
+    "fault_response",
     "malform",
     "truncate",
 ]
@@ -33,6 +39,7 @@ GATEWAY_TIMEOUT_PAGE = """<html><head><title>504 Gateway Time-out</title></head>
 <body><center><h1>504 Gateway Time-out</h1></center><hr><center>cloudflare</center></body></html>
 """
 
+_ERROR_STATUS = {"error_500": 500, "error_502": 502, "error_503": 503}
 _REASONS = {502: "Bad gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 
@@ -65,3 +72,38 @@ def malform(body: bytes) -> bytes:
 def truncate(body: bytes) -> bytes:
     """Cut a JSON body in half (as a dropped upstream stream would leave it)."""
     return body[: max(1, len(body) // 2)]
+
+
+async def fault_response(
+    fault: str,
+    faults: FaultConfig,
+    server_error: Callable[[int], Response],
+    answer: Callable[[], Response],
+    closing: asyncio.Event,
+    send: Send,
+) -> Response | None:
+    """What ``fault`` sends instead of the normal ``answer()``; ``None`` if it reset the link.
+
+    :param server_error: the upstream's own 5xx answer for a status.
+    :param closing: set at shutdown; a ``hang`` ends then at the latest.
+    :param send: the ASGI channel, whose connection a ``reset`` aborts.
+    """
+    if fault in _ERROR_STATUS:
+        return server_error(_ERROR_STATUS[fault])
+    if fault == "html_403":
+        return html_response(403, FIREWALL_403_PAGE)
+    if fault == "hang":
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), faults.hang_s)
+        return html_response(504, GATEWAY_TIMEOUT_PAGE)
+    if fault == "reset":
+        if reset_connection(send):
+            # Let the server see the connection as lost before this handler returns,
+            # so it does not log "returned without starting response".
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return None
+        raise ConnectionResetError("emulated connection reset")
+    response = answer()
+    corrupt = malform if fault == "malformed_json" else truncate
+    return dataclasses.replace(response, body=corrupt(response.body))

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from coinharvest.engine.hooks import EngineObserver, MemorySink, NullObserver, ResultSink
 from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.engine.parts import RunParts
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.engine.run import Run
 from coinharvest.engine.slots import GlobalSlots
@@ -89,6 +90,21 @@ class Engine:
         self._current: Run | None = None
 
     @property
+    def parts(self) -> RunParts:
+        """What a run uses of this engine (read when a run starts)."""
+        return RunParts(
+            sources=self.sources,
+            limiters=self.limiters,
+            batch_sizes=self.batch_sizes,
+            slots=self.slots,
+            retry=self.retry,
+            sink=self.sink,
+            observer=self.observer,
+            clock=self.clock,
+            job_timeout_s=self.job_timeout_s,
+        )
+
+    @property
     def max_concurrency(self) -> int:
         """The global cap."""
         return self.slots.capacity
@@ -116,7 +132,7 @@ class Engine:
             raise RuntimeError("a run is already in progress on this engine")
         now = self.clock()
         run = Run(
-            self,
+            self.parts,
             coins,
             run_id=run_id or uuid.uuid4().hex[:12],
             trigger=trigger,

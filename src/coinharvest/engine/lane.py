@@ -2,9 +2,10 @@
 
 A `Job` is one request to one source for a batch of coins. A `Lane` holds a source's jobs
 that are waiting: those ready to go in a heap keyed by ``(priority, seq)``, and those backing
-off after a transient error in a heap keyed by the time they may go again. The lane and the
-source's `SourceLimiter` together make the source's "slot" (Scrapy's word); the dispatcher in
-`engine.py` looks at every lane's head and starts what the limits allow.
+off after a transient error in a heap keyed by the time they may go again. The lane holds no
+capacity itself: the source's `SourceLimiter` decides when its head may start, and the
+dispatcher (`dispatch.py`) looks at every lane's head and starts what the limits and the
+global cap (`slots.py`) allow.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ commit happen with no `await` between them, they are atomic under asyncio; no lo
 background task are needed (DESIGN §3).
 
 The limiter does not queue anyone. Waiting, priorities and the global slot belong to the
-dispatcher (see `lane.py` and `engine.py`), which asks `ready_at()` to know when to wake and
+dispatcher (see `lane.py` and `dispatch.py`), which asks `ready_at()` to know when to wake and
 `try_start()` to commit. That split is deliberate: a job can wait for its source without
 holding anything, and commit the source start and the global slot together.
 

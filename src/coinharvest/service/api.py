@@ -176,7 +176,8 @@ def create_app(state: ServiceState) -> FastAPI:
     app.state.service = state
     _install_error_handlers(app)
     _add_system_routes(app, state)
-    _add_data_routes(app, state)
+    _add_coin_routes(app, state)
+    _add_run_routes(app, state)
     if state.api_token and state.scheduler is not None:
         _add_trigger_route(app, state, state.api_token, state.scheduler)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
@@ -278,7 +279,7 @@ async def _probe(db: AsyncEngine) -> str | None:
     return None
 
 
-def _add_data_routes(app: FastAPI, state: ServiceState) -> None:
+def _add_coin_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/api/coins", response_model=CoinsOut)
     async def coins() -> CoinsOut:
         """The configured coins (coins file), by priority."""
@@ -309,6 +310,8 @@ def _add_data_routes(app: FastAPI, state: ServiceState) -> None:
             await _check_known(state, symbol.upper(), metric)
         return HistoryOut(symbol=symbol.upper(), metric=metric, points=points)
 
+
+def _add_run_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/api/runs", response_model=RunsOut)
     async def runs(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> RunsOut:
         """The newest runs, newest first."""

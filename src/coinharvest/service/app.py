@@ -171,6 +171,7 @@ async def run_service(
 
     :raises ConfigError: bad coins file or listen address. :raises StoreError: database.
     """
+    from coinharvest.sources.base import close_sources
     from coinharvest.sources.registry import build_sources
     from coinharvest.storage.factory import open_store
 
@@ -196,7 +197,7 @@ async def run_service(
         address = (host or settings.http_host, settings.http_port if port is None else port)
         return await _supervise(state, sched, address if http else None)
     finally:
-        await engine.aclose()
+        await close_sources(sources.values())
         await store.aclose()
 
 

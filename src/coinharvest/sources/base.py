@@ -24,20 +24,24 @@ Contract of `Source.fetch(coins)`:
 
 `default_limits` and `batch_size` are the source's built-in defaults; the configuration may
 override both (``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``,
-``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``).
+``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``), the batch size up to
+`max_batch_size`. The registry builds a source with ``from_settings(settings, options)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Self, TypeVar
 
+from coinharvest.config import Settings
 from coinharvest.errors import SourceError, UnknownCoin
 from coinharvest.models import Coin, CoinAnswer, Observation, SourceLimits
+from coinharvest.sources.options import HttpOptions
 
-__all__ = ["CoinOutcome", "FetchResult", "Source", "observations", "per_coin"]
+__all__ = ["CoinOutcome", "FetchResult", "Source", "close_sources", "observations", "per_coin"]
 
 V = TypeVar("V")
 
@@ -56,6 +60,15 @@ class Source(ABC):
     default_limits: SourceLimits = SourceLimits()
     #: Most coins one request may carry (1 = no batching).
     batch_size: int = 1
+    #: The largest ``<SRC>_BATCH_SIZE`` the upstream accepts (None: no limit).
+    max_batch_size: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, options: HttpOptions) -> Self:
+        """Build the source from the settings and its `HttpOptions` (base URL, key, timeout,
+        test transport). The default ignores both and calls ``cls()``; `HttpSource` uses
+        `options`; override to read more settings."""
+        return cls()
 
     def unavailable(self) -> str | None:
         """Why this source cannot be used as configured (e.g. "needs an API key"), or None.
@@ -104,3 +117,8 @@ def observations(
         for metric, value in metrics.items()
         if value is not None
     ]
+
+
+async def close_sources(sources: Iterable[Source]) -> None:
+    """Close every source (whoever built the sources closes them, not the engine)."""
+    await asyncio.gather(*(source.aclose() for source in sources))

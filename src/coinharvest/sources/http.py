@@ -42,7 +42,6 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
@@ -58,6 +57,7 @@ from coinharvest.errors import (
 )
 from coinharvest.logs import get_logger
 from coinharvest.sources.base import Source
+from coinharvest.sources.options import DEFAULT_TIMEOUT_S, HttpOptions
 from coinharvest.sources.retry_after import (
     parse_body_retry_after,
     parse_quota_spent,
@@ -80,7 +80,6 @@ __all__ = [
 ]
 
 USER_AGENT = f"coinharvest/{__version__}"
-DEFAULT_TIMEOUT_S = 30.0
 REDACTED = "***"
 _MESSAGE_MAX = 200  # characters of an upstream message kept in an error
 _SECRET_PARAM = re.compile(
@@ -159,22 +158,6 @@ def upstream_message(response: httpx.Response) -> str:
     except ValueError:
         message = None
     return _squash(message if message is not None else response.text)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpOptions:
-    """How a source reaches its upstream; None fields mean "the source's default".
-
-    :ivar base_url: root URL (``<SRC>_BASE_URL``, or the emulator's for ``demo``).
-    :ivar api_key: ``<SRC>_API_KEY``; never shown in a repr.
-    :ivar timeout_s: timeout of one request (``HTTP_TIMEOUT_SECONDS``).
-    :ivar transport: an httpx transport to use instead of the network (tests).
-    """
-
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    transport: httpx.AsyncBaseTransport | None = None
 
 
 class HttpClient:
@@ -276,7 +259,9 @@ class HttpClient:
         kind = type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             return TransientError(
-                self.source, f"timed out ({kind}) after {self.timeout_s:g} s: {what}"
+                self.source,
+                f"timed out ({kind}) after {self.timeout_s:g} s: {what}",
+                timed_out=True,
             )
         if isinstance(exc, httpx.UnsupportedProtocol):
             return PermanentError(self.source, self.redact(f"unsupported URL for {what}: {exc}"))
@@ -346,7 +331,7 @@ class HttpSource(Source):
 
     @classmethod
     def from_settings(cls, settings: Settings, options: HttpOptions) -> Self:
-        """Build the source from the settings; the default uses `options` only."""
+        """Build the source with `options` (override to read more settings)."""
         return cls(options)
 
     @property

@@ -6,9 +6,8 @@ registered under the entry-point group ``coinharvest.sources`` (see docs/custom-
 Every loaded class must be a `Source` subclass with a non-empty string ``name``; anything
 else is a one-line `ConfigError`.
 
-Building a source: a class with a ``from_settings(settings, options)`` classmethod (every
-`HttpSource` has one) gets the settings and its `HttpOptions` (base URL, key, timeout,
-transport); any other class is called with no arguments.
+Building a source: ``cls.from_settings(settings, options)`` (declared on `Source`: by default
+``cls()``; `HttpSource` passes its `HttpOptions`: base URL, key, timeout, transport).
 
 Limits: `effective_limits` applies ``settings.source(name)`` overrides (the
 ``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``, ``<SRC>_RATE_LIMIT_PER_MINUTE``
@@ -16,12 +15,9 @@ variables; plug-ins use their upper-cased name as ``<SRC>``) on each source's de
 adds `SPACING_GUARD_S` to the spacing and the window. The guard exists because a server
 measures spacing on its own receive times: the engine's starts are exact on the event loop
 clock, but each request then spends a slightly different time in the client and the network,
-so two starts exactly ``min_interval`` apart can arrive a few milliseconds closer.
-Measured against the emulator in its own process (48 runs of 10-100 requests, 20 ms spacing,
-1-5 in flight, 0-100 ms latency, no guard): arrivals came up to 4.5 ms closer than the
-engine's starts. 10 ms covers that twice over and costs 0.5 % of CoinGecko's 2 s spacing.
-(With the emulator in the client's own event loop the figure is up to 18 ms, because the
-server stamps arrivals late while it builds another answer; timing tests run it apart.)
+so two starts exactly ``min_interval`` apart can arrive a few milliseconds closer. 10 ms
+covers twice the jitter measured on loopback and costs 0.5 % of CoinGecko's 2 s spacing
+(the measurement is in docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -177,7 +173,7 @@ def effective_batch_sizes(settings: Settings, sources: Mapping[str, Source]) -> 
     sizes: dict[str, int] = {}
     for name, source in sources.items():
         size = settings.source(name).batch_size or source.batch_size
-        ceiling: int | None = getattr(source, "max_batch_size", None)
+        ceiling = source.max_batch_size
         if ceiling is not None and size > ceiling:
             raise ConfigError(
                 f"{_env_prefix(name)}_BATCH_SIZE={size} is invalid: "
@@ -208,9 +204,8 @@ def _options(
 
 
 def _build(cls: type[Source], settings: Settings, options: HttpOptions) -> Source:
-    factory = getattr(cls, "from_settings", None)
     try:
-        source = factory(settings, options) if callable(factory) else cls()
+        source = cls.from_settings(settings, options)
     except ConfigError:
         raise
     except Exception as exc:

@@ -5,7 +5,7 @@
 - `open_store` / `store_from_settings` / `reader` (``factory.py``): from `Settings`.
 - ``queries.py``: runs list, run detail, latest values, history, export rows.
 - ``schema.py`` + ``migrations/`` (Alembic, applied on every open) + ``migrate.py``.
-- ``commands.py``: the CLI commands; ``register(app)`` adds them to a Typer app.
+- No Rich and no Typer here: the CLI's storage commands live in ``coinharvest.cli``.
 """
 
 from __future__ import annotations

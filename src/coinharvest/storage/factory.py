@@ -3,7 +3,7 @@
 ::
 
     async with store_from_settings(settings) as store:      # collect / run / demo
-        await engine_with(store).run(coins)
+        await build_engine(settings, sources, store).run(coins)
 
     async with reader(settings) as db:                       # runs / latest / history / export
         await queries.list_runs(db, limit=20)

@@ -22,7 +22,14 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coinharvest.models import CoinResult, CoinStatus, JobRecord, RunStatus, RunSummary
+from coinharvest.models import (
+    CoinResult,
+    CoinStatus,
+    JobRecord,
+    Observation,
+    RunStatus,
+    RunSummary,
+)
 from coinharvest.storage.schema import coin_results, job_events, observations, runs
 
 __all__ = [
@@ -103,7 +110,21 @@ async def write_coin(
     Observations repeating a ``(source, metric)`` keep the last one, as a retry would.
     """
     unique = {(o.source, o.metric): o for o in result.observations}
-    row = {
+    row = _result_row(run_id, result, len(unique), stored_at)
+    keys = ["run_id", "symbol"]
+    await conn.execute(_upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
+    if not unique:
+        return
+    obs_rows = [_observation_row(run_id, result.symbol, o, stored_at) for o in unique.values()]
+    obs_keys = ["run_id", "symbol", "source", "metric"]
+    obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
+    await conn.execute(_upsert(conn, observations, obs_keys, obs_update), obs_rows)
+
+
+def _result_row(
+    run_id: str, result: CoinResult, observation_count: int, stored_at: datetime
+) -> dict[str, Any]:
+    return {
         "run_id": run_id,
         "symbol": result.symbol,
         "name": result.name,
@@ -114,30 +135,25 @@ async def write_coin(
         "sources": ",".join(result.sources),
         "error": result.error,
         "notes": "\n".join(result.notes) or None,
-        "observation_count": len(unique),
+        "observation_count": observation_count,
         "stored_at": stored_at,
     }
-    keys = ["run_id", "symbol"]
-    await conn.execute(_upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
-    if not unique:
-        return
-    obs_rows = [
-        {
-            "run_id": run_id,
-            "symbol": result.symbol,
-            "source": o.source,
-            "metric": o.metric,
-            "value": o.value,
-            "observed_at": o.observed_at,
-            "collected_at": stored_at,
-            "confidence": o.confidence.value,
-            "estimated": o.estimated,
-        }
-        for o in unique.values()
-    ]
-    obs_keys = ["run_id", "symbol", "source", "metric"]
-    obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
-    await conn.execute(_upsert(conn, observations, obs_keys, obs_update), obs_rows)
+
+
+def _observation_row(
+    run_id: str, symbol: str, o: Observation, stored_at: datetime
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "symbol": symbol,
+        "source": o.source,
+        "metric": o.metric,
+        "value": o.value,
+        "observed_at": o.observed_at,
+        "collected_at": stored_at,
+        "confidence": o.confidence.value,
+        "estimated": o.estimated,
+    }
 
 
 async def write_jobs(conn: AsyncConnection, run_id: str, jobs: Sequence[JobRecord]) -> None:

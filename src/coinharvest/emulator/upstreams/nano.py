@@ -116,45 +116,55 @@ class Nano(Upstream):
 
     def _dispatch(self, request: Request, key: str) -> Response:
         action = _action(request)
-        nano = self.data.nano()
-        old = self.shape().pre_v19
         if action == "block_count":
-            body: dict[str, str] = {"count": str(nano.count), "unchecked": str(nano.unchecked)}
-            if not old:
-                body["cemented"] = str(nano.cemented)
+            body = self._block_count()
         elif action == "available_supply":
-            body = {"available": str(nano.available_raw)}
-        elif action == "version" and old:
-            body = {
+            body = {"available": str(self.data.nano().available_raw)}
+        elif action == "version":
+            body = self._version()
+        else:
+            body = self._telemetry()
+        return json_response(200, body)
+
+    def _block_count(self) -> dict[str, str]:
+        nano = self.data.nano()
+        body = {"count": str(nano.count), "unchecked": str(nano.unchecked)}
+        if not self.shape().pre_v19:
+            body["cemented"] = str(nano.cemented)
+        return body
+
+    def _version(self) -> dict[str, str]:
+        if self.shape().pre_v19:
+            return {
                 "rpc_version": "1",
                 "store_version": "14",
                 "protocol_version": "16",
                 "node_vendor": "Nano V18.0",
             }
-        elif action == "version":
-            body = {
-                "rpc_version": "1",
-                "store_version": "24",
-                "protocol_version": "21",
-                "node_vendor": "Nano V27.1",
-                "network": "live",
-            }
-        else:
-            body = {
-                "block_count": str(nano.count),
-                "cemented_count": str(nano.cemented),
-                "unchecked_count": str(nano.unchecked),
-                "account_count": str(nano.accounts),
-                "bandwidth_cap": "10485760",
-                "peer_count": str(nano.peers),
-                "protocol_version": "21",
-                "uptime": "1234567",
-                "major_version": "27",
-                "minor_version": "1",
-                "patch_version": "0",
-                "pre_release_version": "0",
-                "maker": "0",
-                "timestamp": str(int(self.data.now() * 1000)),
-                "active_difficulty": "fffffff800000000",
-            }
-        return json_response(200, body)
+        return {
+            "rpc_version": "1",
+            "store_version": "24",
+            "protocol_version": "21",
+            "node_vendor": "Nano V27.1",
+            "network": "live",
+        }
+
+    def _telemetry(self) -> dict[str, str]:
+        nano = self.data.nano()
+        return {
+            "block_count": str(nano.count),
+            "cemented_count": str(nano.cemented),
+            "unchecked_count": str(nano.unchecked),
+            "account_count": str(nano.accounts),
+            "bandwidth_cap": "10485760",
+            "peer_count": str(nano.peers),
+            "protocol_version": "21",
+            "uptime": "1234567",
+            "major_version": "27",
+            "minor_version": "1",
+            "patch_version": "0",
+            "pre_release_version": "0",
+            "maker": "0",
+            "timestamp": str(int(self.data.now() * 1000)),
+            "active_difficulty": "fffffff800000000",
+        }
