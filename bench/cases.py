@@ -15,7 +15,7 @@ from bench.harness import (
     synth_coins,
     upstream_figures,
 )
-from coinharvest.emulator import RunningEmulator
+from coinharvest.emulator import UPSTREAMS, RunningEmulator, UpstreamName
 from coinharvest.models import Coin, RunSummary, SourceLimits
 
 __all__ = ["Setup", "configure", "run_coinharvest", "run_seed", "warm_up"]
@@ -36,6 +36,14 @@ class Setup:
         return list(self.limits)
 
 
+def upstream(name: str) -> UpstreamName:
+    """`name` as the emulator's name of an upstream (a source name is one)."""
+    for known in UPSTREAMS:
+        if known == name:
+            return known
+    raise ValueError(f"unknown upstream {name!r}; expected one of {UPSTREAMS}")
+
+
 async def configure(emu: RunningEmulator, setup: Setup, **faults: Any) -> None:
     """Make the emulator enforce `setup`'s limits and latency (and `faults`, by upstream)."""
     for name in setup.names:
@@ -45,7 +53,7 @@ async def configure(emu: RunningEmulator, setup: Setup, **faults: Any) -> None:
         }
         if name in faults:
             sections["faults"] = faults[name]
-        await emu.set_upstream(name, **sections)  # type: ignore[arg-type]
+        await emu.set_upstream(upstream(name), **sections)
 
 
 async def warm_up(emu: RunningEmulator) -> None:

@@ -40,9 +40,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from coinharvest.demo import demo_config
-from coinharvest.emulator import run_emulator
+from coinharvest.emulator import UpstreamName, run_emulator
 
-FAULTS: dict[str, dict[str, Any]] = {
+FAULTS: dict[UpstreamName, dict[str, Any]] = {
     "coingecko": {"error_503": 0.05, "hang": 0.08, "hang_s": 3.0},
     "3xpl": {"error_500": 0.05, "malformed_json": 0.03, "hang": 0.05, "hang_s": 3.0},
     "blockchair": {"error_502": 0.05, "hang": 0.1, "hang_s": 3.0},
@@ -106,7 +106,7 @@ async def soak(duration_s: float) -> dict[str, Any]:
         port = free_port()
         async with run_emulator(demo_config()) as emu:
             for name, faults in FAULTS.items():
-                await emu.set_upstream(name, faults=faults)  # type: ignore[arg-type]
+                await emu.set_upstream(name, faults=faults)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",

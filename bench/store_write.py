@@ -24,9 +24,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "storage"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the storage tests' kit
 
-from pgserver import PgServer
+from storage.pgserver import PgServer
 
 from coinharvest.models import (
     CoinResult,

@@ -25,9 +25,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` when run as a script
 
-from strict_server import violations
+from bench.strict_server import violations
 
 SPACING_MS = 200
 MAX_IN_FLIGHT = 3

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from coinharvest.errors import ClientError, SourceError, UnknownCoin
-from coinharvest.models import Coin, Observation, SourceLimits
-from coinharvest.sources import FetchResult, HttpSource, JsonReader
+from coinharvest.errors import ClientError, UnknownCoin
+from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources import FetchResult, HttpSource, JsonReader, Reading
 
 __all__ = ["BlockCypherSource"]
 
@@ -58,17 +58,9 @@ class BlockCypherSource(HttpSource):
             if exc.status == 404:
                 return {coin.symbol: UnknownCoin(self.name, chain) for coin in coins}
             raise
-        reader = JsonReader(self.name)
-        summary = reader.object(document, path)
-        values = {
-            metric: reader.required_number(reader.field(summary, key, path), f"{path}.{key}")
-            for key, metric in _FIELDS.items()
-        }
+        summary = JsonReader(self.name).object(document, path)  # not an object: BadResponse
+        reading = Reading(self.name, path)
+        for key, metric in _FIELDS.items():
+            reading.number(summary, key, metric)  # missing/null/not a number: noted, dropped
         now = datetime.now(UTC)
-        result: dict[str, list[Observation] | SourceError] = {}
-        for coin in coins:
-            result[coin.symbol] = [
-                Observation(coin.symbol, self.name, metric, value, now)
-                for metric, value in values.items()
-            ]
-        return result
+        return {coin.symbol: reading.answer(coin.symbol, now) for coin in coins}

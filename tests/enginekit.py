@@ -56,3 +56,15 @@ def starts(summary: RunSummary, source: str) -> list[float]:
 def attempts(summary: RunSummary) -> list[JobRecord]:
     """Every attempt that actually started."""
     return [r for r in summary.jobs if r.started_s is not None]
+
+
+def ended(record: JobRecord) -> float:
+    """When `record`, an attempt that started, ended (each has, once its run is over)."""
+    assert record.ended_s is not None, record
+    return record.ended_s
+
+
+def span(record: JobRecord) -> tuple[float, float]:
+    """When `record`, an attempt that started, started and ended."""
+    assert record.started_s is not None, record
+    return record.started_s, ended(record)

@@ -6,6 +6,7 @@ files written), never timing targets.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -45,12 +46,14 @@ async def test_smallest_workloads_run_clean(tmp_path: Path) -> None:
 def test_the_strict_servers_judge_sees_each_kind_of_violation() -> None:
     from bench.strict_server import violations
 
-    limits = {"spacing_s": 0.2, "per_window": 3, "window_s": 1.0, "max_in_flight": 2}
-    clean = violations([0.0, 0.3, 0.6], [0.5, 0.8, 1.1], **limits)
+    judge = functools.partial(
+        violations, spacing_s=0.2, per_window=3, window_s=1.0, max_in_flight=2
+    )
+    clean = judge([0.0, 0.3, 0.6], [0.5, 0.8, 1.1])
     assert (clean["spacing"], clean["window"], clean["in_flight"]) == (0, 0, 0)
-    close = violations([0.0, 0.15, 0.5], [0.1, 0.2, 0.6], **limits)
+    close = judge([0.0, 0.15, 0.5], [0.1, 0.2, 0.6])
     assert close["spacing"] == 1 and close["min_gap_ms"] == 150.0
-    crowded = violations([0.0, 0.25, 0.5, 0.75], [0.1, 0.3, 0.6, 0.8], **limits)
+    crowded = judge([0.0, 0.25, 0.5, 0.75], [0.1, 0.3, 0.6, 0.8])
     assert crowded["window"] == 1
-    overlapping = violations([0.0, 0.25, 0.5], [1.0, 1.0, 1.0], **limits)
+    overlapping = judge([0.0, 0.25, 0.5], [1.0, 1.0, 1.0])
     assert overlapping["in_flight"] == 1 and overlapping["peak_in_flight"] == 3

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from enginekit import attempts, coin, run_engine, starts
+from enginekit import attempts, coin, ended, run_engine, starts
 
-from coinharvest.models import CoinStatus, Confidence, JobStatus, RunStatus, SourceLimits
+from coinharvest.models import (
+    CoinStatus,
+    Confidence,
+    JobStatus,
+    RunStatus,
+    RunSummary,
+    SourceLimits,
+)
 from coinharvest.sources.simulated import SimulatedSource
 
 SEED = {
@@ -23,7 +30,7 @@ SEED = {
 }
 
 
-def seed_run(max_concurrency: int, pause: float = 0.0):  # type: ignore[no-untyped-def]
+def seed_run(max_concurrency: int, pause: float = 0.0) -> RunSummary:
     src = SimulatedSource("sim", latencies=SEED)
     coins = [coin(s, "sim") for s in SEED]
     return run_engine([src], coins, max_concurrency=max_concurrency, pause_after_job_s=pause)
@@ -78,9 +85,9 @@ def test_slow_source_never_starves_a_fast_one() -> None:
     summary = run_engine([slow, fast], coins, max_concurrency=2)
     third_slow_start = starts(summary, "slow")[2]
     fast_ok = [r for r in summary.results if r.symbol.startswith("F") and r.status is CoinStatus.OK]
-    fast_ends = [r.ended_s for r in attempts(summary) if r.source == "fast"]
+    fast_ends = [ended(r) for r in attempts(summary) if r.source == "fast"]
     assert third_slow_start == pytest.approx(2.0)
-    assert max(fast_ends) < third_slow_start  # type: ignore[type-var]
+    assert max(fast_ends) < third_slow_start
     assert len(fast_ok) == 10
 
 
@@ -93,9 +100,7 @@ def test_a_429_pauses_the_whole_source_while_others_go_on() -> None:
     summary = run_engine([limited, other], coins, max_attempts=2)
     recs = attempts(summary)
     first_429_end = min(
-        r.ended_s
-        for r in recs  # type: ignore[type-var]
-        if r.source == "limited" and r.status is JobStatus.RATE_LIMITED
+        ended(r) for r in recs if r.source == "limited" and r.status is JobStatus.RATE_LIMITED
     )
     limited_starts = [s for s in starts(summary, "limited") if s > first_429_end]
     assert limited_starts and min(limited_starts) >= first_429_end + 2.0
@@ -166,7 +171,7 @@ def test_observer_sees_every_job_and_coin() -> None:
 
     from coinharvest.engine import Engine
     from coinharvest.engine.retry import RetryPolicy
-    from coinharvest.models import CoinResult, RunSummary
+    from coinharvest.models import CoinResult
 
     class Recorder:
         def __init__(self) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import itertools
 
-from enginekit import attempts, coin, run_engine
+from enginekit import attempts, coin, ended, run_engine, span
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coinharvest.models import JobStatus, RunSummary, SourceLimits
+from coinharvest.models import Coin, JobStatus, RunSummary, SourceLimits
 from coinharvest.sources.simulated import SimulatedSource
 
 EPS = 1e-9
@@ -69,11 +69,11 @@ def check_source(summary: RunSummary, src: SimulatedSource) -> None:
             assert starts[i + n] - starts[i] >= WINDOW - EPS, (
                 f"{src.name}: {n + 1} starts in a window"
             )
-    intervals = [(r.started_s, r.ended_s) for r in recs]
-    assert in_flight_never_exceeds(intervals, lim.max_concurrency)  # type: ignore[arg-type]
+    intervals = [span(r) for r in recs]
+    assert in_flight_never_exceeds(intervals, lim.max_concurrency)
     for r in recs:
         if r.status is JobStatus.RATE_LIMITED and src.retry_after is not None:
-            end = r.ended_s
+            end = ended(r)
             assert not any(end + EPS < s < end + src.retry_after - EPS for s in starts), (
                 f"{src.name}: a start during the cooldown after {end}"
             )
@@ -94,7 +94,7 @@ def test_limits_hold_on_recorded_times(
     pause: float,
     priorities: list[int],
 ) -> None:
-    coins = []
+    coins: list[Coin] = []
     for src, count in specs:
         for i in range(count):
             coins.append(coin(f"{src.name}{i}", src.name, priority=priorities[len(coins)]))
@@ -105,6 +105,6 @@ def test_limits_hold_on_recorded_times(
     assert summary.coins_ok + summary.coins_failed + summary.coins_deferred == len(coins)
     for src, _ in specs:
         check_source(summary, src)
-    all_intervals = [(r.started_s, r.ended_s) for r in attempts(summary)]
-    assert in_flight_never_exceeds(all_intervals, global_cap)  # type: ignore[arg-type]
+    all_intervals = [span(r) for r in attempts(summary)]
+    assert in_flight_never_exceeds(all_intervals, global_cap)
     assert summary.max_in_flight <= global_cap

@@ -22,6 +22,7 @@ from vclock import run_virtual
 from coinharvest.engine import Engine
 from coinharvest.errors import RateLimited
 from coinharvest.models import CoinStatus, RunSummary, SourceLimits
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
 from coinharvest.sources.retry_after import parse_body_retry_after, parse_quota_spent
@@ -168,7 +169,7 @@ def _two_coingecko_jobs(handler: Callable[[httpx.Request], httpx.Response]) -> R
         try:
             return await engine.run(coins)
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
 
     return run_virtual(go())
 

@@ -10,14 +10,14 @@ from vclock import run_virtual
 
 from coinharvest.engine import Engine
 from coinharvest.engine.hooks import MemorySink
-from coinharvest.models import CoinStatus, RunStatus, SourceLimits
+from coinharvest.models import Coin, CoinStatus, RunStatus, SourceLimits
 from coinharvest.service.scheduler import RunInProgress, Scheduler, SchedulerStats
 from coinharvest.sources.simulated import SimulatedSource
 
 
 def make(
     latency: float, n: int = 1, limits: SourceLimits | None = None
-) -> tuple[Engine, MemorySink, list]:  # type: ignore[type-arg]
+) -> tuple[Engine, MemorySink, list[Coin]]:
     src = SimulatedSource("s", default_latency=latency, limits=limits)
     sink = MemorySink()
     coins = [coin(f"C{i}", "s") for i in range(n)]
@@ -51,7 +51,9 @@ def test_a_run_longer_than_the_interval_skips_ticks_and_never_overlaps() -> None
     assert stats.runs == 2
     assert stats.skipped_ticks == 3 == len(skips)
     assert len(sink.started) == 2
-    starts = [t for t, _ in engine.sources["s"].calls]  # type: ignore[attr-defined]
+    src = engine.sources["s"]
+    assert isinstance(src, SimulatedSource)
+    starts = [t for t, _ in src.calls]
     assert starts == pytest.approx([0.0, 30.0])
 
 

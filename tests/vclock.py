@@ -36,9 +36,10 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     """A selector loop with a virtual clock (see the module docstring)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        real = selectors.DefaultSelector()  # what the base class would make
+        super().__init__(real)
         self.virtual_time = 0.0
-        self._selector = _JumpingSelector(self._selector, self)  # type: ignore[has-type]
+        self._selector = _JumpingSelector(real, self)
 
     def time(self) -> float:
         return self.virtual_time

@@ -16,7 +16,7 @@ from bench.context import Context, Outcome
 from bench.harness import scaled, synth_coins
 from bench.workloads.common import coinharvest_row, seed_row
 from coinharvest.emulator import EmulatorConfig, run_emulator
-from coinharvest.models import SourceLimits
+from coinharvest.models import Coin, SourceLimits
 
 __all__ = ["DEFAULT_SCALE", "TITLE", "run"]
 
@@ -30,7 +30,7 @@ LIMITS = {
 LATENCY_S = 0.5
 
 
-def _coins(n: int) -> list:  # type: ignore[type-arg]
+def _coins(n: int) -> list[Coin]:
     slow = synth_coins(n // 2, [SLOW], start=1)
     fast = synth_coins(n - n // 2, [FAST], start=n // 2 + 1)
     mixed = [c for pair in zip(slow, fast, strict=False) for c in pair]

@@ -33,6 +33,7 @@ from bench.report import Row
 from coinharvest.emulator import base_urls_for
 from coinharvest.engine import Engine
 from coinharvest.models import Coin, SourceLimits
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.simulated import SimulatedSource
 
 __all__ = ["DEFAULT_SCALE", "TITLE", "run"]
@@ -82,7 +83,7 @@ async def _store_run(root: str, n: int, scale: float, db: Path) -> dict[str, Any
         cpu0, t0 = time.process_time(), time.perf_counter()
         summary = await engine.run(cs, trigger="bench")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-        await engine.aclose()
+        await close_sources(engine.sources.values())
     jobs = len(summary.jobs)
     return {
         "duration_s": summary.duration_s,

@@ -13,7 +13,6 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +23,7 @@ from coinharvest.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from coinharvest.engine.build import build_engine
 from coinharvest.models import RunSummary
 from coinharvest.service.metrics import Metrics
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.registry import build_sources
 from coinharvest.storage import Store
 
@@ -96,7 +96,7 @@ async def _fill(path: Path, runs: int) -> Filled:
         async with await Store.from_url(f"sqlite+aiosqlite:///{path}") as store:
             engine = build_engine(settings, sources, store, observer=metrics)
             summaries = [await engine.run(coins, trigger="schedule") for _ in range(runs)]
-        await engine.aclose()
+        await close_sources(engine.sources.values())
     return Filled(path, summaries, metrics.exposition().decode())
 
 
@@ -104,21 +104,22 @@ async def _fill(path: Path, runs: int) -> Filled:
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
     """Four real runs of the 11 coins against the emulator (3xpl answers 503 now and then)."""
     path = tmp_path_factory.mktemp("filled") / "filled.db"
-    box: dict[str, Any] = {}
+    done: list[Filled] = []
+    errors: list[BaseException] = []
 
     def work() -> None:  # own thread, own loop: independent of the tests' loops
         try:
-            box["filled"] = asyncio.run(_fill(path, runs=4))
+            done.append(asyncio.run(_fill(path, runs=4)))
         except BaseException as exc:  # handed to the test thread below
-            box["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=work)
     thread.start()
     thread.join(120)
-    if "error" in box:
-        raise box["error"]
-    assert "filled" in box, "filling the database took over 120 s"
-    return box["filled"]  # type: ignore[no-any-return]
+    if errors:
+        raise errors[0]
+    assert done, "filling the database took over 120 s"
+    return done[0]
 
 
 # --------------------------------------------------------------------------- metrics text

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -139,7 +140,7 @@ async def test_metrics_match_the_stored_runs_and_the_api_starts_runs(
         assert await svc.wait(timeout=20) == 0, svc.log
 
 
-async def _wait_finished(http: httpx.AsyncClient, run_id: str | None = None) -> dict[str, object]:
+async def _wait_finished(http: httpx.AsyncClient, run_id: str | None = None) -> dict[str, Any]:
     for _ in range(300):
         runs = (await http.get("/api/runs")).json()["runs"]
         match = [r for r in runs if run_id in (None, r["run_id"]) and r["finished_at"]]
@@ -149,11 +150,11 @@ async def _wait_finished(http: httpx.AsyncClient, run_id: str | None = None) -> 
     raise AssertionError(f"run {run_id} did not finish")
 
 
-async def _assert_metrics_match(http: httpx.AsyncClient, runs: list[dict[str, object]]) -> None:
+async def _assert_metrics_match(http: httpx.AsyncClient, runs: list[dict[str, Any]]) -> None:
     parsed = samples((await http.get("/metrics")).text)
 
     def added(key: str) -> float:
-        return sum(float(r[key]) for r in runs)  # type: ignore[arg-type]
+        return sum(float(r[key]) for r in runs)
 
     assert total(parsed, "coinharvest_requests_total") == added("requests")
     assert total(parsed, "coinharvest_rate_limited_total") == added("rate_limited")

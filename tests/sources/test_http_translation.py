@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from conftest import SOURCES, coins_for, make_source
-from loopback import Answer, Loopback
 
 from coinharvest import __version__
 from coinharvest.errors import (
@@ -23,7 +21,11 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.models import CoinAnswer
+from coinharvest.sources.base import FetchResult
 from coinharvest.sources.http import HttpClient, redact
+
+from .loopback import Answer, Loopback
+from .sourcekit import SOURCES, coins_for, make_source
 
 #: Each upstream's own 429 body (reference: CoinGecko verbatim, Blockchair/3xpl context
 #: envelope, NearBlocks message, Nano proxy error).
@@ -38,7 +40,7 @@ LIMIT_BODIES = {
 }
 
 
-async def fetch_from(canned: Loopback, name: str, env: dict[str, str] | None = None) -> object:
+async def fetch_from(canned: Loopback, name: str, env: dict[str, str] | None = None) -> FetchResult:
     source = make_source(name, canned.url, env)
     try:
         return await source.fetch(coins_for(name))

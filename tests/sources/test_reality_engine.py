@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-from conftest import make_source
-from loopback import Answer, Loopback, Recorded
+from typing import TypedDict, Unpack
 
 from coinharvest.engine import Engine
 from coinharvest.engine.retry import RetryPolicy
-from coinharvest.models import Coin, CoinStatus, Observation, RunSummary, SourceLimits
-from coinharvest.sources.base import FetchResult, Source
+from coinharvest.models import (
+    Coin,
+    CoinResult,
+    CoinStatus,
+    Observation,
+    RunSummary,
+    SourceLimits,
+)
+from coinharvest.sources.base import FetchResult, Source, close_sources
+
+from .loopback import Answer, Loopback, Recorded
+from .sourcekit import make_source
 
 REAL = Path(__file__).parent.parent / "fixtures" / "real"
 
@@ -31,17 +40,26 @@ def _coin(symbol: str, ids: dict[str, str], chain: tuple[str, ...]) -> Coin:
     return Coin(symbol, symbol.title(), ids, (chain,))
 
 
-async def _run(sources: dict[str, Source], coins: list[Coin], **engine: object) -> RunSummary:
-    run_engine = Engine(sources, **engine)  # type: ignore[arg-type]
+class _EngineOptions(TypedDict, total=False):
+    """The `Engine` options these tests set."""
+
+    max_concurrency: int
+    batch_sizes: Mapping[str, int]
+    limits: Mapping[str, SourceLimits]
+    retry: RetryPolicy
+
+
+async def _run(
+    sources: dict[str, Source], coins: list[Coin], **engine: Unpack[_EngineOptions]
+) -> RunSummary:
+    run_engine = Engine(sources, **engine)
     try:
         return await run_engine.run(coins)
     finally:
-        await run_engine.aclose()
-        for source in sources.values():
-            await source.aclose()
+        await close_sources(sources.values())
 
 
-def _result(summary: RunSummary, symbol: str):  # type: ignore[no-untyped-def]
+def _result(summary: RunSummary, symbol: str) -> CoinResult:
     return next(r for r in summary.results if r.symbol == symbol)
 
 
@@ -144,7 +162,7 @@ async def test_a_job_in_flight_when_its_source_is_blocked_is_not_retried(
     canned: Loopback,
 ) -> None:
     blocked = Answer.json(430, _real("blockchair_430_body_2023-04-20.json"))
-    limited = Answer.json(429, {"data": None, "context": {"code": 429}}, delay_s=0.2)
+    limited = replace(Answer.json(429, {"data": None, "context": {"code": 429}}), delay_s=0.2)
     canned.handler = lambda request: blocked if "bitcoin" in request.path else limited
     source = make_source("blockchair", canned.url, {"BLOCKCHAIR_API_KEY": "k"})
     coins = [

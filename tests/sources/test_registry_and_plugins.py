@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from loopback import Answer, Loopback
 
-from coinharvest.config import load_settings
+from coinharvest.config import Settings, load_settings
 from coinharvest.engine import Engine
 from coinharvest.errors import ConfigError
 from coinharvest.models import Coin, CoinStatus, SourceLimits
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.coingecko import PLAN_LIMITS, CoinGeckoSource
 from coinharvest.sources.http import HttpOptions
+from coinharvest.sources.nano import NanoSource
 from coinharvest.sources.registry import (
     BUILTIN_SOURCES,
     ENTRY_POINT_GROUP,
@@ -22,6 +23,8 @@ from coinharvest.sources.registry import (
     effective_batch_sizes,
     effective_limits,
 )
+
+from .loopback import Answer, Loopback
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLUGIN = "blockcypher_source:BlockCypherSource"
@@ -46,7 +49,7 @@ def entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, examples_on_pat
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
-def settings(**env: str):  # type: ignore[no-untyped-def]
+def settings(**env: str) -> Settings:
     return load_settings(env, None)
 
 
@@ -64,7 +67,8 @@ async def test_build_sources_uses_base_urls_over_settings() -> None:
     try:
         assert isinstance(built["coingecko"], CoinGeckoSource)
         assert built["coingecko"].http.base_url == "http://emulator/coingecko/api/v3/"
-        assert built["nano"].http.base_url == "http://node:7076"  # type: ignore[attr-defined]
+        assert isinstance(built["nano"], NanoSource)
+        assert built["nano"].http.base_url == "http://node:7076"
     finally:
         for source in built.values():
             await source.aclose()
@@ -182,7 +186,7 @@ async def test_plugin_collects_through_the_engine_with_its_own_limits(
     try:
         summary = await engine.run(coins)
     finally:
-        await engine.aclose()
+        await close_sources(engine.sources.values())
     dash = next(r for r in summary.results if r.symbol == "DASH")
     assert dash.status is CoinStatus.OK
     assert {o.metric: o.value for o in dash.observations} == {

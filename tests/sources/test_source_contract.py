@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import COINS, SOURCES, coins_for, make_source
 
 from coinharvest.emulator import RunningEmulator, UpstreamName
 from coinharvest.errors import (
@@ -23,6 +22,8 @@ from coinharvest.errors import (
 )
 from coinharvest.models import CoinAnswer, Observation
 from coinharvest.sources.base import FetchResult
+
+from .sourcekit import COINS, SOURCES, coins_for, make_source
 
 pytestmark = pytest.mark.parametrize("name", SOURCES)
 

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import coins_for, make_source
-from outofprocess import emulator_process
 
 from coinharvest.coins import load_coins
 from coinharvest.config import load_settings
@@ -18,12 +16,16 @@ from coinharvest.emulator import EmulatorConfig, run_emulator, strict
 from coinharvest.emulator.catalog import synthetic_id
 from coinharvest.engine import Engine
 from coinharvest.engine.retry import RetryPolicy
-from coinharvest.models import Coin, CoinStatus, Confidence, RunSummary
+from coinharvest.models import Coin, CoinResult, CoinStatus, Confidence, RunSummary
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.registry import (
     build_sources,
     effective_batch_sizes,
     effective_limits,
 )
+
+from .outofprocess import emulator_process
+from .sourcekit import coins_for, make_source
 
 SCALE = 0.05
 
@@ -70,7 +72,7 @@ async def test_1000_coins_cost_4_coingecko_requests_and_never_beat_the_limits(
         try:
             summary = await engine.run(coins)
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
         stats = await emu.stats()
     assert stats["violations"]["total"] == 0, stats["violations"]["recent"]
     assert summary.coins_ok == 1000 and summary.requests == 4
@@ -120,7 +122,9 @@ async def test_3xpl_down_moves_dash_to_blockchair_with_medium_confidence() -> No
     )
     derived = {o.metric: o for o in derive("DASH", dash.observations)}
     assert derived["annual_tx_count"].confidence is Confidence.MEDIUM
-    assert derived["annual_tx_count"].value == onchain["tx_count_24h"].value * 365
+    tx_count_24h = onchain["tx_count_24h"].value
+    assert tx_count_24h is not None
+    assert derived["annual_tx_count"].value == tx_count_24h * 365
     # DigiByte has no fallback (Blockchair does not serve it): it fails, clearly.
     dgb = _result(summary, "DGB")
     assert dgb.status is CoinStatus.FAILED
@@ -142,7 +146,7 @@ async def test_dash_alone_unknown_to_3xpl_falls_back() -> None:
         try:
             summary = await engine.run([dash, btc])
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
         stats = await emu.stats()
     assert _result(summary, "BTC").sources == ("3xpl",)
     result = _result(summary, "DASH")
@@ -168,7 +172,7 @@ async def test_a_permanent_failure_fails_every_coin_of_the_job_with_no_data(
         try:
             summary = await engine.run(coins_for("coingecko"))
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
     assert summary.coins_failed == 2 and summary.requests == 1
     for result in summary.results:
         assert result.observations == []
@@ -184,7 +188,7 @@ async def test_transient_failures_are_retried_then_reported() -> None:
         try:
             summary = await engine.run(coins_for("nano"))
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
     (result,) = summary.results
     assert result.status is CoinStatus.FAILED and summary.requests == 3
     assert result.error == (
@@ -201,8 +205,8 @@ async def _run_default_coins(base_urls: dict[str, str], env: dict[str, str]) -> 
     try:
         return await engine.run(coins)
     finally:
-        await engine.aclose()
+        await close_sources(engine.sources.values())
 
 
-def _result(summary: RunSummary, symbol: str):  # type: ignore[no-untyped-def]
+def _result(summary: RunSummary, symbol: str) -> CoinResult:
     return next(r for r in summary.results if r.symbol == symbol)

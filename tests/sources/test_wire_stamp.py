@@ -29,13 +29,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from loopback import Loopback
 
 from coinharvest.engine import Engine
 from coinharvest.models import Coin, CoinStatus, SourceLimits
+from coinharvest.sources.base import close_sources
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
 from coinharvest.sources.sending import on_wire
+
+from .loopback import Loopback
 
 CONNECT_DELAY_S = 0.25  # the server answers a TLS handshake this late
 SPACING_S = 0.30  # what the server must see between request arrivals
@@ -190,7 +192,7 @@ async def test_spacing_counts_from_headers_sent_not_from_admission(
         try:
             summary = await engine.run(coins)
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
     assert [r.status for r in summary.results] == [CoinStatus.OK, CoinStatus.OK]
     assert len(server.arrivals) == 2
     first, second = server.arrivals
@@ -228,7 +230,7 @@ async def test_a_later_job_on_an_idle_connection_cannot_overtake_one_still_conne
         try:
             summary = await engine.run(coins)
         finally:
-            await engine.aclose()
+            await close_sources(engine.sources.values())
     assert [r.status for r in summary.results] == [CoinStatus.OK] * 3
     arrivals = sorted(server.arrivals)
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]

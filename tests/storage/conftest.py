@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(1, str(Path(__file__).parent.parent))  # enginekit, vclock
+from coinharvest.storage import Store, open_database
 
-from faults import FaultInjector
-from pgserver import PgServer, PgUnavailable
-
-from coinharvest.models import CoinResult, CoinStatus, Confidence, Observation
-from coinharvest.storage import Store, WritePolicy, open_database
+from .faults import FaultInjector
+from .pgserver import PgServer, PgUnavailable
+from .storekit import FAST
 
 _db_names = itertools.count()
-
-#: Retries fast enough for tests (same shape as production).
-FAST = WritePolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +39,7 @@ def pg_server() -> Iterator[PgServer]:
 
 
 async def _create_pg_database(server: PgServer) -> str:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 
     name = f"t{os.getpid()}_{next(_db_names)}"
     conn = await asyncpg.connect(server.url.replace("+asyncpg", ""))
@@ -84,38 +76,3 @@ async def faulty_store(db_url: str) -> AsyncIterator[tuple[Store, FaultInjector]
             yield opened, faults
     finally:
         await engine.dispose()
-
-
-#: A recent instant, relative to now, so that no test depends on today's date (data two
-#: hours old is neither stale nor in the future, whatever day the tests run).
-T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
-
-
-def result(
-    symbol: str,
-    metrics: int = 8,
-    *,
-    status: CoinStatus = CoinStatus.OK,
-    at: datetime = T0,
-    source: str = "coingecko",
-    value: float = 1.0,
-) -> CoinResult:
-    """A coin result with `metrics` observations ``m0..m{n-1}`` valued `value`+i."""
-    obs = [
-        Observation(symbol, source, f"m{i}", value + i, at, Confidence.HIGH) for i in range(metrics)
-    ]
-    return CoinResult(
-        symbol=symbol,
-        name=f"{symbol} coin",
-        status=status,
-        started_at=at,
-        duration_s=0.25,
-        attempts=1,
-        sources=(source,),
-        observations=obs,
-        errors=[] if status is CoinStatus.OK else ["boom"],
-    )
-
-
-def minutes(n: float) -> timedelta:
-    return timedelta(minutes=n)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import T0, minutes, result
 from typer.testing import CliRunner
 
 from coinharvest.cli.storage_commands import register
@@ -22,6 +21,8 @@ from coinharvest.config import load_settings
 from coinharvest.errors import StoreError
 from coinharvest.storage import Store, open_store
 from coinharvest.timeparse import parse_since
+
+from .storekit import T0, minutes, result
 
 runner = CliRunner()
 
@@ -182,14 +183,6 @@ async def test_open_store_refuses_a_read_only_database(filled_db: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def _wired() -> bool:
-    from coinharvest.cli.main import app
-
-    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    return {"runs", "latest"} <= names
-
-
-@pytest.mark.skipif(not _wired(), reason="cli.py does not register the storage commands yet")
 def test_cli_unreachable_database_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "COINHARVEST_DB"}}
     env["DATABASE_URL"] = f"postgresql+asyncpg://app@127.0.0.1:{free_port()}/coins"

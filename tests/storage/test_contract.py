@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import FAST, T0, minutes, result
-from faults import FaultInjector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +22,9 @@ from coinharvest.models import (
     RunSummary,
 )
 from coinharvest.storage import Store, queries
+
+from .faults import FaultInjector
+from .storekit import FAST, T0, minutes, result
 
 
 async def rows(db: AsyncEngine, sql: str, **params: Any) -> list[Any]:

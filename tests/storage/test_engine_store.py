@@ -8,13 +8,14 @@ import random
 
 import pytest
 from enginekit import coin
-from faults import FaultInjector
 from sqlalchemy import text
 
 from coinharvest.engine import Engine
 from coinharvest.models import RunStatus, RunSummary
 from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import Store, queries
+
+from .faults import FaultInjector
 
 N = 40
 

@@ -18,7 +18,6 @@ runs); each `Engine.run()` collects one set of coins once (DESIGN §2):
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
 import uuid
@@ -150,7 +149,3 @@ class Engine:
         """Start no new jobs in the current run; jobs in flight finish; queued ones are deferred."""
         if self._current is not None:
             self._current.stop()
-
-    async def aclose(self) -> None:
-        """Close every source."""
-        await asyncio.gather(*(s.aclose() for s in self.sources.values()))

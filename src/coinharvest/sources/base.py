@@ -83,7 +83,7 @@ class Source(ABC):
         """Make one request for `coins`; see the module docstring for the full contract."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
-        """Release connections. Called once when the engine's owner shuts down."""
+        """Release connections. Called once by whoever built the source (`close_sources`)."""
 
 
 def per_coin(
