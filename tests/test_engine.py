@@ -189,6 +189,9 @@ def test_observer_sees_every_job_and_coin() -> None:
         def run_finished(self, summary: RunSummary) -> None:
             self.events.append(("run", summary.status.value))
 
+        def circuit_changed(self, source: str, state: str) -> None:
+            self.events.append(("circuit", f"{source}:{state}"))
+
     src = SimulatedSource("s", default_latency=0.1, limits=SourceLimits(1, 1.0))
     flaky = SimulatedSource("f", default_latency=0.1, rate_limit_rate=1.0, retry_after=1.0)
     rec = Recorder()

@@ -80,12 +80,16 @@ class TransientError(SourceError):
         *,
         status: int | None = None,
         timed_out: bool = False,
+        unreachable: bool = False,
     ) -> None:
         self.retry_after = retry_after
         #: The HTTP status when there was an answer (5xx), None for timeouts and resets.
         self.status = status
         #: No answer in time (an HTTP timeout, or the engine's job timeout).
         self.timed_out = timed_out
+        #: No connection could be made (refused, DNS, TLS, connect timeout): the request
+        #: never reached the upstream. Feeds the engine's circuit breaker.
+        self.unreachable = unreachable
         super().__init__(source, message)
 
 

@@ -83,6 +83,10 @@ class EngineObserver(Protocol):
     def run_finished(self, summary: RunSummary) -> None:
         """A run ended."""
 
+    def circuit_changed(self, source: str, state: str) -> None:
+        """`source`'s circuit breaker changed state: ``"closed"`` (in use), ``"open"`` (its
+        connections keep failing: sent nothing until a probe), ``"half_open"`` (probing)."""
+
 
 class NullObserver:
     """Observes nothing: every hook of `EngineObserver` is ignored."""
@@ -97,4 +101,7 @@ class NullObserver:
         pass
 
     def run_finished(self, summary: RunSummary) -> None:
+        pass
+
+    def circuit_changed(self, source: str, state: str) -> None:
         pass

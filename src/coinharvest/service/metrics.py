@@ -176,6 +176,9 @@ class Metrics:
             if job.status in _RETRIED:
                 self.retries.labels(job.source).inc()
 
+    def circuit_changed(self, source: str, state: str) -> None:
+        """A source's circuit breaker changed state (not exported yet)."""
+
     # ----------------------------------------------------------------- scheduler
 
     def tick_skipped(self) -> None:
