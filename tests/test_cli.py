@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
@@ -137,3 +139,61 @@ def test_a_plugin_source_is_usable_in_the_coins_file(tmp_path: Path) -> None:
     assert "blockcypher=dash" in result.stdout
     without = run_cli("coins", "--coins", str(coins), cwd=tmp_path)
     assert without.returncode == 2 and "unknown source 'blockcypher'" in without.stderr
+
+
+# --- numbers are bounded: a usage error with exit status 2, never a traceback (issue 12) -------
+
+
+def usage_error_line(result: subprocess.CompletedProcess[str], option: str) -> str:
+    """The one line of a usage error about `option` (Typer draws it in a box)."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if "Invalid value for" in line]
+    assert len(lines) == 1, result.stderr
+    assert option in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "says"),
+    [
+        (("runs", "-n", "99999999999999999999"), "--limit", "less than or equal to 10000"),
+        (("runs", "--limit", "0"), "--limit", "greater than or equal to 1"),
+        (("verify", "--time-scale", "inf"), "--time-scale", "less than or equal to 10"),
+        (("verify", "--time-scale", "1e308"), "--time-scale", "less than or equal to 10"),
+        (("verify", "--time-scale", "nan"), "--time-scale", "Input should be"),
+        (("verify", "--coins", "99999999999999999999"), "--coins", "less than or equal to 1000"),
+        (("run", "--port", "99999999999999999999"), "--port", "less than or equal to 65535"),
+        (("serve", "--port", "-1"), "--port", "greater than or equal to 0"),
+    ],
+)
+def test_numeric_options_are_bounded(
+    tmp_path: Path, args: tuple[str, ...], option: str, says: str
+) -> None:
+    result = run_cli(*args, cwd=tmp_path, timeout=30)
+    assert says in usage_error_line(result, option)
+    assert not (tmp_path / "coinharvest.db").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("command", ["history BTC -m price_usd", "export"])
+@pytest.mark.parametrize("since", ["1000000d", "99999999999999999999999h"])
+def test_since_too_far_back_is_a_usage_error(tmp_path: Path, command: str, since: str) -> None:
+    result = run_cli(*command.split(), "--since", since, cwd=tmp_path, timeout=30)
+    line = usage_error_line(result, "--since")
+    assert f"{since!r} reaches back too far" in line
+
+
+def test_bad_coin_symbol_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "coins.toml"
+    bad.write_text(
+        '[[coin]]\nsymbol = "BTC"\nname = "Bitcoin"\nids = { coingecko = "bitcoin" }\n\n'
+        '[[coin]]\nsymbol = "<img src=x>"\nname = "Bad"\nids = { coingecko = "bad" }\n'
+    )
+    for command in ("coins", "collect"):
+        result = run_cli(command, "--coins", str(bad), cwd=tmp_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"error: {bad} line 6: coin #2: symbol '<img src=x>' is invalid: must be 1-32 "
+            "characters of A-Z, a-z, 0-9, '.', '-', '_'"
+        ]

@@ -160,6 +160,9 @@ def test_known_sources_can_be_extended(tmp_path: Path) -> None:
 
 # --- errors: one line naming the file, the coin's line and the coin --------------------------
 
+SYMBOL_RULE = "must be 1-32 characters of A-Z, a-z, 0-9, '.', '-', '_'"
+NAME_RULE = "must be 1-128 printable characters without '<' or '>'"
+ID_RULE = "must be 1-128 printable characters without spaces"
 GOOD = '[[coin]]\nsymbol = "BTC"\nname = "Bitcoin"\nids = { coingecko = "bitcoin" }\n\n'
 
 BAD_COINS = [
@@ -288,6 +291,91 @@ BAD_COINS = [
         "coin 'ETH': unknown source 'coinbase'",
         id="header-with-spaces",
     ),
+    # Issue 12, item 9: symbols, names and ids are bounded and plain (one line, no HTML).
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "<b>"\nname = "Bold"\nids = { coingecko = "b" }\n',
+        6,
+        f"coin #2: symbol '<b>' is invalid: {SYMBOL_RULE}",
+        id="symbol-html",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH\\nBTC"\nname = "Ether"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin #2: symbol 'ETH\\nBTC' is invalid: {SYMBOL_RULE}",
+        id="symbol-newline",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH\\n"\nname = "Ether"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin #2: symbol 'ETH\\n' is invalid: {SYMBOL_RULE}",
+        id="symbol-trailing-newline",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ET\\u0007H"\nname = "Ether"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin #2: symbol 'ET\\x07H' is invalid: {SYMBOL_RULE}",
+        id="symbol-control-character",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ET H"\nname = "Ether"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin #2: symbol 'ET H' is invalid: {SYMBOL_RULE}",
+        id="symbol-space",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ÉTH"\nname = "Ether"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin #2: symbol 'ÉTH' is invalid: {SYMBOL_RULE}",
+        id="symbol-non-ascii",
+    ),
+    pytest.param(
+        GOOD + f'[[coin]]\nsymbol = "{"A" * 33}"\nname = "Long"\nids = {{ coingecko = "l" }}\n',
+        6,
+        f"coin #2: symbol '{'A' * 33}' is invalid: {SYMBOL_RULE}",
+        id="symbol-33-characters",
+    ),
+    pytest.param(
+        GOOD + f'[[coin]]\nsymbol = "{"A" * 10_000}"\nname = "Huge"\nids = {{ coingecko = "h" }}\n',
+        6,
+        f"coin #2: symbol '{'A' * 40}'… (10000 characters) is invalid: {SYMBOL_RULE}",
+        id="symbol-10000-characters",
+    ),
+    pytest.param(
+        GOOD + f'[[coin]]\nsymbol = "ETH"\nname = "{"n" * 129}"\nids = {{ coingecko = "e" }}\n',
+        6,
+        f"coin 'ETH': name '{'n' * 40}'… (129 characters) is invalid: {NAME_RULE}",
+        id="name-129-characters",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH"\nname = "<script>x</script>"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin 'ETH': name '<script>x</script>' is invalid: {NAME_RULE}",
+        id="name-html",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH"\nname = "Ether\\r\\nX"\nids = { coingecko = "e" }\n',
+        6,
+        f"coin 'ETH': name 'Ether\\r\\nX' is invalid: {NAME_RULE}",
+        id="name-newline",
+    ),
+    pytest.param(
+        GOOD + f'[[coin]]\nsymbol = "ETH"\nname = "Ether"\nids = {{ coingecko = "{"e" * 129}" }}\n',
+        6,
+        f"coin 'ETH': id '{'e' * 40}'… (129 characters) at 'coingecko' is invalid: {ID_RULE}",
+        id="id-129-characters",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH"\nname = "Ether"\nids = { coingecko = "eth er" }\n',
+        6,
+        f"coin 'ETH': id 'eth er' at 'coingecko' is invalid: {ID_RULE}",
+        id="id-space",
+    ),
+    pytest.param(
+        GOOD + '[[coin]]\nsymbol = "ETH"\nname = "Ether"\nids = { coingecko = "eth\\n" }\n',
+        6,
+        f"coin 'ETH': id 'eth\\n' at 'coingecko' is invalid: {ID_RULE}",
+        id="id-newline",
+    ),
 ]
 
 
@@ -301,6 +389,53 @@ def test_bad_coin_names_file_line_and_coin(
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"{path} line {line}: {expected}")
+
+
+def test_a_huge_symbol_is_one_short_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, f'[[coin]]\nsymbol = "{"<" * 10_000}"\nname = "X"\nids = {{ coingecko = "x" }}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_coins(path)
+    assert len(str(info.value)) < len(str(path)) + 200
+
+
+def test_real_symbols_names_and_ids_are_accepted(tmp_path: Path) -> None:
+    symbols = ["1INCH", "BTC.B", "USDC.E", "XBT_PERP", "BTC-2", "A" * 32, "X"]
+    text = "".join(
+        f'[[coin]]\nsymbol = "{symbol}"\nname = "{name}"\nids = {{ coingecko = "{coin_id}" }}\n'
+        for symbol, name, coin_id in zip(
+            symbols,
+            [
+                "1inch",
+                "Bitcoin (Avalanche)",
+                "USD Coin.e",
+                "XBT perp",
+                "Bitcoin & co",
+                "N" * 128,
+                "Ŧ",
+            ],
+            ["1inch", "bitcoin-avalanche-bridged-btc-b", "usd-coin", "x:y/z", "b", "i" * 128, "x"],
+            strict=True,
+        )
+    )
+    coins = load_coins(write(tmp_path, text))
+    assert [coin.symbol for coin in coins] == symbols
+    assert coins[5].name == "N" * 128 and coins[5].ids == {"coingecko": "i" * 128}
+
+
+def test_symbols_are_upper_cased_and_trimmed(tmp_path: Path) -> None:
+    # Every reader (history, latest, the API) looks symbols up upper-cased.
+    path = write(
+        tmp_path,
+        '[[coin]]\nsymbol = " usdc.e "\nname = " USD Coin "\nids = { coingecko = " usd-coin " }\n',
+    )
+    [coin] = load_coins(path)
+    assert (coin.symbol, coin.name, dict(coin.ids)) == (
+        "USDC.E",
+        "USD Coin",
+        {"coingecko": "usd-coin"},
+    )
 
 
 def test_disabled_coins_are_validated_too(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 
@@ -45,8 +47,13 @@ def test_defaults() -> None:
     assert settings.coins_file is None
     assert settings.debug == ""
     assert settings.http_timeout_seconds == 30
-    assert settings.max_retries == 4
+    assert settings.max_retries == 3  # retries after the first attempt
     assert settings.coingecko_plan == "public"
+    assert settings.max_cooldown_seconds == 300
+    assert settings.collect_timeout_minutes == 30
+    assert settings.max_response_bytes == 8 * 1024 * 1024
+    assert settings.breaker_failures == 3
+    assert settings.breaker_cooloff_seconds == 30
     for name in SOURCE_ENV_PREFIX:
         assert settings.source(name) == SourceOverrides()
 
@@ -143,7 +150,7 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     settings = load_settings({}, env_file=env_file)
     assert settings.max_collection_concurrency == 3
     assert settings.source("blockchair").rate_limit_per_minute == 20
-    assert settings.max_retries == 4  # blank in .env = unset; unknown DATABASE_URL ignored
+    assert settings.max_retries == 3  # blank in .env = unset; unknown DATABASE_URL ignored
 
 
 def test_environment_beats_env_file(tmp_path: Path) -> None:
@@ -162,7 +169,7 @@ def test_bad_value_in_env_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_missing_env_file_is_ignored(tmp_path: Path) -> None:
-    assert load_settings({}, env_file=tmp_path / "absent.env").max_retries == 4
+    assert load_settings({}, env_file=tmp_path / "absent.env").max_retries == 3
 
 
 def test_default_reads_os_environ_and_dot_env_in_cwd(
@@ -183,30 +190,41 @@ def test_a_given_mapping_hides_os_environ(monkeypatch: pytest.MonkeyPatch) -> No
 
 # --- bad values: one line, naming variable, value and what is allowed ----------------------
 
-INT_GE_1 = "must be an integer ≥ 1"
-NUMBER_GT_0 = "must be a finite number > 0"
-NUMBER_GE_0 = "must be a finite number ≥ 0"
+CONCURRENCY = "must be an integer from 1 to 1000"
+INTERVAL = "must be a number > 0 and ≤ 10080 (7 days)"
+DELAY = "must be a number from 0 to 600000"
+RETRIES = "must be an integer from 0 to 20"
+SOURCE_CONCURRENCY = "must be an integer from 1 to 100"
+MIN_INTERVAL = "must be a number from 0 to 3600000"
+RATE = "must be an integer from 1 to 100000"
+BATCH = "must be an integer from 1 to 10000"
 URL = "must be an http:// or https:// URL"
 
 BAD_VALUES = [
-    ("MAX_COLLECTION_CONCURRENCY", "0", INT_GE_1),
-    ("MAX_COLLECTION_CONCURRENCY", "abc", INT_GE_1),
-    ("MAX_COLLECTION_CONCURRENCY", "-1", INT_GE_1),
-    ("MAX_COLLECTION_CONCURRENCY", "2.5", INT_GE_1),
-    ("COLLECTION_INTERVAL_MINUTES", "-5", NUMBER_GT_0),
-    ("COLLECTION_INTERVAL_MINUTES", "0", NUMBER_GT_0),
-    ("COLLECTION_INTERVAL_MINUTES", "hourly", NUMBER_GT_0),
-    ("COLLECTION_INTERVAL_MINUTES", "inf", NUMBER_GT_0),
-    ("COLLECTION_INTERVAL_MINUTES", "nan", NUMBER_GT_0),
-    ("DELAY_BETWEEN_COINS_MS", "-1", NUMBER_GE_0),
-    ("DELAY_BETWEEN_COINS_MS", "5s", NUMBER_GE_0),
-    ("HTTP_TIMEOUT_SECONDS", "0", NUMBER_GT_0),
-    ("MAX_RETRIES", "0", INT_GE_1),
-    ("MAX_RETRIES", "many", INT_GE_1),
+    ("MAX_COLLECTION_CONCURRENCY", "0", CONCURRENCY),
+    ("MAX_COLLECTION_CONCURRENCY", "abc", CONCURRENCY),
+    ("MAX_COLLECTION_CONCURRENCY", "-1", CONCURRENCY),
+    ("MAX_COLLECTION_CONCURRENCY", "2.5", CONCURRENCY),
+    ("COLLECTION_INTERVAL_MINUTES", "-5", INTERVAL),
+    ("COLLECTION_INTERVAL_MINUTES", "0", INTERVAL),
+    ("COLLECTION_INTERVAL_MINUTES", "hourly", INTERVAL),
+    ("COLLECTION_INTERVAL_MINUTES", "inf", INTERVAL),
+    ("COLLECTION_INTERVAL_MINUTES", "nan", INTERVAL),
+    ("DELAY_BETWEEN_COINS_MS", "-1", DELAY),
+    ("DELAY_BETWEEN_COINS_MS", "5s", DELAY),
+    ("HTTP_TIMEOUT_SECONDS", "0", "must be a number > 0 and ≤ 600"),
+    ("MAX_RETRIES", "-1", RETRIES),
+    ("MAX_RETRIES", "many", RETRIES),
     ("COINGECKO_PLAN", "gold", "must be one of 'public', 'demo', 'pro'"),
-    ("COINGECKO_RATE_LIMIT_PER_MINUTE", "thirty", INT_GE_1),
+    ("COINGECKO_RATE_LIMIT_PER_MINUTE", "thirty", RATE),
     ("COINGECKO_BASE_URL", "api.coingecko.com", URL),
     ("NANO_RPC_URL", "ftp://node", URL),
+    ("MAX_COOLDOWN_SECONDS", "0", "must be a number > 0 and ≤ 86400 (1 day)"),
+    ("COLLECT_TIMEOUT_MINUTES", "0", "must be a number > 0 and ≤ 1440 (1 day)"),
+    ("MAX_RESPONSE_BYTES", "1023", "must be an integer from 1024 to 1073741824 (1 GiB)"),
+    ("MAX_RESPONSE_BYTES", "8MB", "must be an integer from 1024 to 1073741824 (1 GiB)"),
+    ("BREAKER_FAILURES", "0", "must be an integer from 1 to 100"),
+    ("BREAKER_COOLOFF_SECONDS", "0", "must be a number > 0 and ≤ 3600"),
 ]
 
 
@@ -222,20 +240,27 @@ def test_bad_value_is_one_line_naming_variable_value_and_allowed(
 
 def test_bad_value_message_exactly() -> None:
     message = config_error(MAX_COLLECTION_CONCURRENCY="abc")
-    assert message == "MAX_COLLECTION_CONCURRENCY='abc' is invalid: must be an integer ≥ 1"
+    assert (
+        message == "MAX_COLLECTION_CONCURRENCY='abc' is invalid: must be an integer from 1 to 1000"
+    )
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
 @pytest.mark.parametrize(
     ("template", "value", "allowed"),
     [
-        ("MAX_{}_CONCURRENCY", "0", INT_GE_1),
-        ("MAX_{}_CONCURRENCY", "two", INT_GE_1),
-        ("{}_MIN_INTERVAL_MS", "-10", NUMBER_GE_0),
-        ("{}_MIN_INTERVAL_MS", "1s", NUMBER_GE_0),
-        ("{}_RATE_LIMIT_PER_MINUTE", "0", INT_GE_1),
-        ("{}_RATE_LIMIT_PER_MINUTE", "lots", INT_GE_1),
-        ("{}_BATCH_SIZE", "-1", INT_GE_1),
+        ("MAX_{}_CONCURRENCY", "0", SOURCE_CONCURRENCY),
+        ("MAX_{}_CONCURRENCY", "two", SOURCE_CONCURRENCY),
+        ("MAX_{}_CONCURRENCY", "101", SOURCE_CONCURRENCY),
+        ("{}_MIN_INTERVAL_MS", "-10", MIN_INTERVAL),
+        ("{}_MIN_INTERVAL_MS", "1s", MIN_INTERVAL),
+        ("{}_MIN_INTERVAL_MS", "3600001", MIN_INTERVAL),
+        ("{}_MIN_INTERVAL_MS", "1e308", MIN_INTERVAL),
+        ("{}_RATE_LIMIT_PER_MINUTE", "0", RATE),
+        ("{}_RATE_LIMIT_PER_MINUTE", "lots", RATE),
+        ("{}_RATE_LIMIT_PER_MINUTE", "100001", RATE),
+        ("{}_BATCH_SIZE", "-1", BATCH),
+        ("{}_BATCH_SIZE", "10001", BATCH),
         ("{}_BASE_URL", "localhost:8080", URL),
     ],
 )
@@ -267,6 +292,122 @@ def test_validation_error_is_not_chained() -> None:
         load(MAX_RETRIES="x")
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+
+
+# --- upper bounds: no number means "wait forever" (issue 12, item 8) -------------------------
+
+#: (variable, the largest value allowed, a value just above it, what is allowed)
+UPPER_BOUNDS = [
+    ("MAX_COLLECTION_CONCURRENCY", "1000", "1001", CONCURRENCY),
+    ("COLLECTION_INTERVAL_MINUTES", "10080", "10080.5", INTERVAL),
+    ("DELAY_BETWEEN_COINS_MS", "600000", "600001", DELAY),
+    ("HTTP_TIMEOUT_SECONDS", "600", "600.1", "must be a number > 0 and ≤ 600"),
+    ("MAX_RETRIES", "20", "21", RETRIES),
+    ("HTTP_PORT", "65535", "65536", "must be an integer from 0 to 65535"),
+    ("RUN_TIMEOUT_MINUTES", "1440", "1441", "must be a number > 0 and ≤ 1440 (1 day)"),
+    ("COLLECTION_JITTER_SECONDS", "3600", "3601", "must be a number from 0 to 3600"),
+    ("SHUTDOWN_GRACE_SECONDS", "3600", "3601", "must be a number from 0 to 3600"),
+    ("MAX_COOLDOWN_SECONDS", "86400", "86401", "must be a number > 0 and ≤ 86400 (1 day)"),
+    ("COLLECT_TIMEOUT_MINUTES", "1440", "1441", "must be a number > 0 and ≤ 1440 (1 day)"),
+    (
+        "MAX_RESPONSE_BYTES",
+        "1073741824",
+        "1073741825",
+        "must be an integer from 1024 to 1073741824 (1 GiB)",
+    ),
+    ("BREAKER_FAILURES", "100", "101", "must be an integer from 1 to 100"),
+    ("BREAKER_COOLOFF_SECONDS", "3600", "3601", "must be a number > 0 and ≤ 3600"),
+    ("MAX_COINGECKO_CONCURRENCY", "100", "101", SOURCE_CONCURRENCY),
+    ("THREEXPL_MIN_INTERVAL_MS", "3600000", "3600001", MIN_INTERVAL),
+    ("BLOCKCHAIR_RATE_LIMIT_PER_MINUTE", "100000", "100001", RATE),
+    ("NEARBLOCKS_BATCH_SIZE", "10000", "10001", BATCH),
+]
+
+
+@pytest.mark.parametrize(("name", "top", "above", "allowed"), UPPER_BOUNDS)
+def test_upper_bound_is_allowed_and_above_it_is_one_line(
+    name: str, top: str, above: str, allowed: str
+) -> None:
+    load(**{name: top})
+    assert config_error(**{name: above}) == f"{name}={above!r} is invalid: {allowed}"
+
+
+def _is_number(annotation: Any) -> bool:
+    """int or float, also inside ``X | None``."""
+    return annotation in (int, float) or any(_is_number(a) for a in get_args(annotation))
+
+
+NUMERIC_SETTINGS = sorted(
+    name.upper() for name, info in Settings.model_fields.items() if _is_number(info.annotation)
+)
+
+
+def test_the_numeric_settings_are_all_found() -> None:
+    assert len(NUMERIC_SETTINGS) == 34, NUMERIC_SETTINGS  # 9 + 5 hardening + 4 × 5 per source
+    assert {"MAX_RETRIES", "MAX_RESPONSE_BYTES", "NANO_BATCH_SIZE"} <= set(NUMERIC_SETTINGS)
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+@pytest.mark.parametrize("value", ["1e308", "inf", "-inf", "nan", "99999999999999999999"])
+def test_every_numeric_setting_refuses_huge_and_non_finite_values(name: str, value: str) -> None:
+    message = config_error(**{name: value})
+    assert "\n" not in message
+    assert re.fullmatch(
+        rf"{name}={re.escape(repr(value))} is invalid: must be .*(to|≤) \d+.*", message
+    )
+
+
+def test_max_retries_zero_means_no_retries_and_is_allowed() -> None:
+    assert load(MAX_RETRIES="0").max_retries == 0
+    assert load(MAX_RETRIES="20").max_retries == 20
+
+
+def test_hardening_settings_are_parsed() -> None:
+    settings = load(
+        MAX_COOLDOWN_SECONDS="90.5",
+        COLLECT_TIMEOUT_MINUTES="2.5",
+        MAX_RESPONSE_BYTES="1024",
+        BREAKER_FAILURES="1",
+        BREAKER_COOLOFF_SECONDS="0.25",
+    )
+    assert settings.max_cooldown_seconds == 90.5
+    assert settings.collect_timeout_minutes == 2.5
+    assert settings.max_response_bytes == 1024
+    assert settings.breaker_failures == 1
+    assert settings.breaker_cooloff_seconds == 0.25
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("MAX_BLOCKCYPHER_CONCURRENCY", "101", SOURCE_CONCURRENCY),
+        ("BLOCKCYPHER_MIN_INTERVAL_MS", "1e308", MIN_INTERVAL),
+        ("BLOCKCYPHER_MIN_INTERVAL_MS", "inf", MIN_INTERVAL),
+        ("BLOCKCYPHER_MIN_INTERVAL_MS", "nan", MIN_INTERVAL),
+        ("BLOCKCYPHER_RATE_LIMIT_PER_MINUTE", "100001", RATE),
+        ("BLOCKCYPHER_BATCH_SIZE", "99999999999999999999", BATCH),
+    ],
+)
+def test_plugin_source_variables_are_bounded_too(name: str, value: str, allowed: str) -> None:
+    settings = load(**{name: value})
+    with pytest.raises(ConfigError) as info:
+        settings.source("blockcypher")
+    assert str(info.value) == f"{name}={value!r} is invalid: {allowed}"
+
+
+def test_plugin_source_variables_at_their_bounds() -> None:
+    overrides = load(
+        MAX_BLOCKCYPHER_CONCURRENCY="100",
+        BLOCKCYPHER_MIN_INTERVAL_MS="3600000",
+        BLOCKCYPHER_RATE_LIMIT_PER_MINUTE="100000",
+        BLOCKCYPHER_BATCH_SIZE="10000",
+    ).source("blockcypher")
+    assert overrides == SourceOverrides(
+        max_concurrency=100,
+        min_interval_ms=3_600_000,
+        rate_limit_per_minute=100_000,
+        batch_size=10_000,
+    )
 
 
 # --- overrides applied to limits ------------------------------------------------------------
@@ -326,6 +467,8 @@ CLI_CASES = [
     ("MAX_COLLECTION_CONCURRENCY", "-1"),
     ("COLLECTION_INTERVAL_MINUTES", "-5"),
     ("COINGECKO_RATE_LIMIT_PER_MINUTE", "lots"),
+    ("DELAY_BETWEEN_COINS_MS", "1e308"),  # hung `collect` before it was bounded
+    ("COLLECTION_JITTER_SECONDS", "inf"),
 ]
 
 

@@ -34,3 +34,25 @@ def test_env_example_documents_every_variable() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     missing = {n for n in _env_names() if n not in documented and n != "NANO_BASE_URL"}
     assert not missing, f".env.example does not document: {sorted(missing)}"
+
+
+def test_env_example_values_are_the_defaults() -> None:
+    # A value written in the example is the documented default: it must not drift from the code.
+    example = load_settings(env={}, env_file=EXAMPLE).model_dump()
+    defaults = load_settings(env={}, env_file=None).model_dump()
+    assert {k: v for k, v in example.items() if defaults[k] != v} == {}
+
+
+def test_env_example_documents_the_hardening_settings_with_their_bounds() -> None:
+    text = EXAMPLE.read_text()
+    for line in (
+        "MAX_RETRIES=3",
+        "MAX_COOLDOWN_SECONDS=300",
+        "COLLECT_TIMEOUT_MINUTES=30",
+        "MAX_RESPONSE_BYTES=8388608",
+        "BREAKER_FAILURES=3",
+        "BREAKER_COOLOFF_SECONDS=30",
+    ):
+        assert re.search(rf"^{line}$", text, flags=re.MULTILINE), line
+    assert "MAX_RETRIES + 1 attempts" in text
+    assert "0 = no retries" in text

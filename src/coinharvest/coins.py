@@ -4,12 +4,17 @@ Coins come from a TOML file: the packaged default (`default_coins_path`), ``COIN
 ``--coins PATH``. One ``[[coin]]`` table per coin::
 
     [[coin]]
-    symbol = "DASH"                 # required, unique (case-insensitive)
-    name = "Dash"                   # required
+    symbol = "DASH"                 # required, unique (case-insensitive), see below
+    name = "Dash"                   # required, 1-128 printable characters, no '<' or '>'
     priority = 3                    # optional, default 5; lower = collected first
     enabled = true                  # optional, default true
     ids = { coingecko = "dash", 3xpl = "dash", blockchair = "dash" }   # required, ≥ 1 source
     fallbacks = [["3xpl", "blockchair"]]   # optional: ordered fallback chains among `ids`
+
+A symbol is 1-32 characters of A-Z, a-z, 0-9, ``.``, ``-``, ``_`` (the database column holds
+32; the HTTP API's path pattern accepts the same) and is upper-cased, as every reader of the
+database looks symbols up upper-cased. An id is 1-128 printable characters without spaces.
+Surrounding spaces are ignored; a newline, a control character or HTML is refused.
 
 `Coin.chains` holds every fallback list as a chain and every other source in ``ids`` as a chain
 of one, ordered by where each chain's first source appears in ``ids``. For the table above:
@@ -19,6 +24,7 @@ Any problem raises `ConfigError` with one line naming the file, the line of the 
 ``[[coin]]`` header and the coin::
 
     coins.toml line 12: coin 'BTC': unknown source 'coinbase' (known: 3xpl, blockchair, ...)
+    coins.toml line 20: coin #3: symbol '<b>' is invalid: must be 1-32 characters of A-Z, ...
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ __all__ = ["BUILTIN_SOURCE_NAMES", "default_coins_path", "load_coins"]
 BUILTIN_SOURCE_NAMES: tuple[str, ...] = ("coingecko", "3xpl", "blockchair", "nearblocks", "nano")
 
 _COIN_KEYS = ("symbol", "name", "priority", "enabled", "ids", "fallbacks")
+_SYMBOL = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_SYMBOL_RULE = "must be 1-32 characters of A-Z, a-z, 0-9, '.', '-', '_'"
+_NAME_MAX = 128  # the database column
+_NAME_RULE = f"must be 1-{_NAME_MAX} printable characters without '<' or '>'"
+_ID_MAX = 128
+_ID_RULE = f"must be 1-{_ID_MAX} printable characters without spaces"
 # tomllib reports no positions, so a coin's line is found by counting table headers.
 _COIN_HEADER = re.compile(r"^\s*\[\[\s*coin\s*\]\]")
 
@@ -118,7 +130,7 @@ def _build(entry: Any, known_sources: Collection[str]) -> tuple[Coin, bool]:
     unknown = sorted(set(entry) - set(_COIN_KEYS))
     if unknown:
         raise _Problem(f"unknown key {unknown[0]!r} (allowed: {', '.join(_COIN_KEYS)})")
-    symbol, name = _text(entry, "symbol"), _text(entry, "name")
+    symbol, name = _symbol(_text(entry, "symbol")), _name(_text(entry, "name"))
     ids = _ids(entry.get("ids"), known_sources)
     coin = Coin(
         symbol=symbol,
@@ -131,20 +143,46 @@ def _build(entry: Any, known_sources: Collection[str]) -> tuple[Coin, bool]:
 
 
 def _label(entry: Any, index: int) -> str:
-    """``coin 'BTC'``, or ``coin #3`` when the table has no usable symbol."""
+    """``coin 'BTC'``, or ``coin #3`` when the table has no valid symbol."""
     symbol = entry.get("symbol") if isinstance(entry, dict) else None
-    if isinstance(symbol, str) and symbol.strip():
-        return f"coin {symbol.strip()!r}"
+    if isinstance(symbol, str) and _SYMBOL.fullmatch(symbol.strip(" ")):
+        return f"coin {symbol.strip(' ')!r}"
     return f"coin #{index + 1}"
 
 
 def _text(entry: dict[str, Any], key: str) -> str:
+    """A non-empty string, without surrounding spaces (other whitespace is kept, and refused)."""
     value = entry.get(key)
     if value is None:
         raise _Problem(f"missing {key!r}")
     if not isinstance(value, str) or not value.strip():
         raise _Problem(f"{key!r} must be a non-empty string, not {value!r}")
-    return value.strip()
+    return value.strip(" ")
+
+
+def _shown(value: str) -> str:
+    """`value` for a one-line message: quoted and escaped, a long one cut with its length."""
+    if len(value) <= 40:
+        return repr(value)
+    return f"{value[:40]!r}… ({len(value)} characters)"
+
+
+def _symbol(value: str) -> str:
+    if not _SYMBOL.fullmatch(value):
+        raise _Problem(f"symbol {_shown(value)} is invalid: {_SYMBOL_RULE}")
+    return value.upper()
+
+
+def _name(value: str) -> str:
+    if len(value) > _NAME_MAX or not value.isprintable() or "<" in value or ">" in value:
+        raise _Problem(f"name {_shown(value)} is invalid: {_NAME_RULE}")
+    return value
+
+
+def _coin_id(source: str, value: str) -> str:
+    if len(value) > _ID_MAX or not value.isprintable() or any(c.isspace() for c in value):
+        raise _Problem(f"id {_shown(value)} at {source!r} is invalid: {_ID_RULE}")
+    return value
 
 
 def _priority(value: Any) -> int:
@@ -172,7 +210,7 @@ def _ids(value: Any, known_sources: Collection[str]) -> dict[str, str]:
             raise _Problem(f"unknown source {source!r} (known: {known})")
         if not isinstance(coin_id, str) or not coin_id.strip():
             raise _Problem(f"id at {source!r} must be a non-empty string, not {coin_id!r}")
-        ids[source] = coin_id.strip()
+        ids[source] = _coin_id(source, coin_id.strip(" "))
     return ids
 
 

@@ -61,6 +61,8 @@ async def _collect(
     try:
         with (decorate or nullcontext)(sink) as decorated:
             engine = build_engine(settings, sources, decorated)
-            return await engine.run(coins, trigger=trigger)
+            # A one-off run always ends: jobs not started by then are deferred.
+            deadline_s = settings.collect_timeout_minutes * 60.0
+            return await engine.run(coins, trigger=trigger, deadline_s=deadline_s)
     finally:
         await close_sources(sources.values())

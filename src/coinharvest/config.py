@@ -11,8 +11,10 @@ Contracts:
 - The environment beats the ``.env`` file; an empty value (``MAX_RETRIES=``) counts as unset, so
   a copied ``.env.example`` with blank lines changes nothing. Unknown variables are ignored.
 - A bad value raises `ConfigError` with one line naming the variable, the value and what is
-  allowed: ``MAX_COLLECTION_CONCURRENCY='abc' is invalid: must be an integer ≥ 1``. Several bad
-  values are joined on that one line with ``; ``.
+  allowed: ``MAX_COLLECTION_CONCURRENCY='abc' is invalid: must be an integer from 1 to 1000``.
+  Several bad values are joined on that one line with ``; ``.
+- Every number has an upper bound (the types in `coinharvest.settings_types`): ``1e308``,
+  ``inf`` and ``nan`` are bad values, never "wait forever".
 - API keys are `SecretStr`: they never appear in a repr, a log line or an error message.
 - Only this module (and the CLI) read the environment; core code receives `Settings`.
 """
@@ -25,18 +27,10 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import (
-    AliasChoices,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    TypeAdapter,
-    ValidationError,
-)
-from pydantic.fields import FieldInfo
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -47,18 +41,31 @@ from pydantic_settings import (
 from coinharvest.errors import ConfigError
 from coinharvest.models import SourceLimits
 from coinharvest.settings_types import (
-    Allowed,
+    BatchSize,
+    BreakerFailures,
     CoingeckoPlan,
-    Count,
+    CooldownSeconds,
+    CooloffSeconds,
+    DelayMs,
+    GlobalConcurrency,
+    GraceSeconds,
     Host,
-    NonNegativeNumber,
+    IntervalMinutes,
+    JitterSeconds,
+    MinIntervalMs,
     Plan,
     PluginSpecs,
     Port,
-    PositiveNumber,
+    RatePerMinute,
+    ResponseBytes,
+    Retries,
+    RunMinutes,
+    SourceConcurrency,
+    TimeoutSeconds,
     Token,
     Url,
     allowed_text_of,
+    describe_errors,
 )
 
 __all__ = [
@@ -150,19 +157,30 @@ class Settings(BaseSettings):
     )
 
     #: Jobs in flight across all sources; 1 = one job at a time (sequential).
-    max_collection_concurrency: Count = 5
+    max_collection_concurrency: GlobalConcurrency = 5
     #: Minutes between scheduled runs in service mode.
-    collection_interval_minutes: PositiveNumber = 60.0
+    collection_interval_minutes: IntervalMinutes = 60.0
     #: Deprecated: pause after each job before its global slot takes the next one.
-    delay_between_coins_ms: NonNegativeNumber | None = None
+    delay_between_coins_ms: DelayMs | None = None
     #: Coins file (TOML); None = the packaged default.
     coins_file: Path | None = None
     #: Comma-separated debug namespace patterns (``scheduler:*``, ``source:coingecko,limiter``).
     debug: str = ""
     #: Timeout of one HTTP request.
-    http_timeout_seconds: PositiveNumber = 30.0
-    #: Attempts per job for transient errors and 429s.
-    max_retries: Count = 4
+    http_timeout_seconds: TimeoutSeconds = 30.0
+    #: Retries of a job AFTER its first attempt, for transient errors and 429s (0 = no
+    #: retries): a job gets at most MAX_RETRIES + 1 attempts.
+    max_retries: Retries = 3
+    #: Longest pause a server's Retry-After / x-ratelimit-reset may impose; longer ones are capped.
+    max_cooldown_seconds: CooldownSeconds = 300.0
+    #: Deadline of a ``coinharvest collect`` run, so it always ends.
+    collect_timeout_minutes: RunMinutes = 30.0
+    #: Most bytes (decompressed) read from one answer of a source.
+    max_response_bytes: ResponseBytes = 8 * 1024 * 1024
+    #: Connection failures in a row that open a source's circuit (its jobs then fail at once).
+    breaker_failures: BreakerFailures = 3
+    #: How long an open circuit waits before one probe request decides.
+    breaker_cooloff_seconds: CooloffSeconds = 30.0
     #: CoinGecko plan: picks the host and the key header.
     coingecko_plan: Plan = "public"
     #: Plug-in sources: ``package.module:ClassName`` entries separated by commas.
@@ -180,51 +198,51 @@ class Settings(BaseSettings):
     #: TCP port of the HTTP API and dashboard; 0 = any free port (logged at start-up).
     http_port: Port = 8000
     #: Deadline of one scheduled run; None = 90 % of COLLECTION_INTERVAL_MINUTES.
-    run_timeout_minutes: PositiveNumber | None = None
+    run_timeout_minutes: RunMinutes | None = None
     #: Random delay of up to this many seconds added to every scheduled tick.
-    collection_jitter_seconds: NonNegativeNumber = 0.0
+    collection_jitter_seconds: JitterSeconds = 0.0
     #: On SIGINT/SIGTERM, how long in-flight jobs may take to finish and be stored.
-    shutdown_grace_seconds: NonNegativeNumber = 20.0
+    shutdown_grace_seconds: GraceSeconds = 20.0
     #: Bearer token for ``POST /api/runs``; unset = that endpoint does not exist.
     coinharvest_api_token: Token | None = None
 
     coingecko_api_key: SecretStr | None = None
     coingecko_base_url: Url | None = None
-    max_coingecko_concurrency: Count | None = None
-    coingecko_min_interval_ms: NonNegativeNumber | None = None
-    coingecko_rate_limit_per_minute: Count | None = None
-    coingecko_batch_size: Count | None = None
+    max_coingecko_concurrency: SourceConcurrency | None = None
+    coingecko_min_interval_ms: MinIntervalMs | None = None
+    coingecko_rate_limit_per_minute: RatePerMinute | None = None
+    coingecko_batch_size: BatchSize | None = None
 
     threexpl_api_key: SecretStr | None = None
     threexpl_base_url: Url | None = None
-    max_threexpl_concurrency: Count | None = None
-    threexpl_min_interval_ms: NonNegativeNumber | None = None
-    threexpl_rate_limit_per_minute: Count | None = None
-    threexpl_batch_size: Count | None = None
+    max_threexpl_concurrency: SourceConcurrency | None = None
+    threexpl_min_interval_ms: MinIntervalMs | None = None
+    threexpl_rate_limit_per_minute: RatePerMinute | None = None
+    threexpl_batch_size: BatchSize | None = None
 
     blockchair_api_key: SecretStr | None = None
     blockchair_base_url: Url | None = None
-    max_blockchair_concurrency: Count | None = None
-    blockchair_min_interval_ms: NonNegativeNumber | None = None
-    blockchair_rate_limit_per_minute: Count | None = None
-    blockchair_batch_size: Count | None = None
+    max_blockchair_concurrency: SourceConcurrency | None = None
+    blockchair_min_interval_ms: MinIntervalMs | None = None
+    blockchair_rate_limit_per_minute: RatePerMinute | None = None
+    blockchair_batch_size: BatchSize | None = None
 
     nearblocks_api_key: SecretStr | None = None
     nearblocks_base_url: Url | None = None
-    max_nearblocks_concurrency: Count | None = None
-    nearblocks_min_interval_ms: NonNegativeNumber | None = None
-    nearblocks_rate_limit_per_minute: Count | None = None
-    nearblocks_batch_size: Count | None = None
+    max_nearblocks_concurrency: SourceConcurrency | None = None
+    nearblocks_min_interval_ms: MinIntervalMs | None = None
+    nearblocks_rate_limit_per_minute: RatePerMinute | None = None
+    nearblocks_batch_size: BatchSize | None = None
 
     nano_api_key: SecretStr | None = None
     #: NANO_BASE_URL, or its alias NANO_RPC_URL (NANO_BASE_URL wins if both are set).
     nano_base_url: Url | None = Field(
         default=None, validation_alias=AliasChoices("nano_base_url", "nano_rpc_url")
     )
-    max_nano_concurrency: Count | None = None
-    nano_min_interval_ms: NonNegativeNumber | None = None
-    nano_rate_limit_per_minute: Count | None = None
-    nano_batch_size: Count | None = None
+    max_nano_concurrency: SourceConcurrency | None = None
+    nano_min_interval_ms: MinIntervalMs | None = None
+    nano_rate_limit_per_minute: RatePerMinute | None = None
+    nano_batch_size: BatchSize | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -273,7 +291,7 @@ def load_settings(
     try:
         settings = Settings(_env_file=env_file)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_errors(exc, Settings.model_fields)) from None
     finally:
         _ENVIRON.reset(token)
     settings._plugin_environ = _source_variables(environ, env_file)
@@ -289,10 +307,10 @@ def plugin_env_prefix(name: str) -> str:
 _PLUGIN_VARIABLES: dict[str, tuple[str, Any]] = {
     "api_key": ("{}_API_KEY", str),
     "base_url": ("{}_BASE_URL", Url),
-    "max_concurrency": ("MAX_{}_CONCURRENCY", Count),
-    "min_interval_ms": ("{}_MIN_INTERVAL_MS", NonNegativeNumber),
-    "rate_limit_per_minute": ("{}_RATE_LIMIT_PER_MINUTE", Count),
-    "batch_size": ("{}_BATCH_SIZE", Count),
+    "max_concurrency": ("MAX_{}_CONCURRENCY", SourceConcurrency),
+    "min_interval_ms": ("{}_MIN_INTERVAL_MS", MinIntervalMs),
+    "rate_limit_per_minute": ("{}_RATE_LIMIT_PER_MINUTE", RatePerMinute),
+    "batch_size": ("{}_BATCH_SIZE", BatchSize),
 }
 _SOURCE_VARIABLE = re.compile(
     r"^(MAX_.+_CONCURRENCY|.+_(API_KEY|BASE_URL|MIN_INTERVAL_MS|RATE_LIMIT_PER_MINUTE|BATCH_SIZE))$"
@@ -343,53 +361,3 @@ def deprecation_warnings(settings: Settings) -> list[str]:
         f"{delay:g} ms after each job before its global slot takes the next job; set the "
         "per-source <SRC>_MIN_INTERVAL_MS (e.g. COINGECKO_MIN_INTERVAL_MS) instead"
     ]
-
-
-def _describe(exc: ValidationError) -> str:
-    """All errors of `exc` on one line, each as ``NAME='value' is invalid: must be ...``."""
-    return "; ".join(_describe_one(error) for error in exc.errors())
-
-
-def _describe_one(error: Mapping[str, Any]) -> str:
-    loc = str(error["loc"][0]) if error["loc"] else ""
-    info = _field_for(loc)
-    allowed = _allowed_text(info) if info is not None else None
-    reason = f"must be {allowed}" if allowed else str(error["msg"]).splitlines()[0]
-    shown = "'***'" if info is not None and _is_secret(info) else repr(error["input"])
-    return f"{_env_name(loc, info)}={shown} is invalid: {reason}"
-
-
-def _is_secret(info: FieldInfo) -> bool:
-    """Whether the field holds a secret, whose value an error message must not show."""
-    return "SecretStr" in repr(info.annotation)
-
-
-def _env_name(loc: str, info: FieldInfo | None) -> str:
-    """The variable name(s) a user sets for field `loc`: ``NANO_BASE_URL/NANO_RPC_URL``."""
-    alias = info.validation_alias if info is not None else None
-    if isinstance(alias, AliasChoices):
-        return "/".join(str(choice).upper() for choice in alias.choices)
-    return loc.upper()
-
-
-def _field_for(loc: str) -> FieldInfo | None:
-    """The field that `loc` (a field name or one of its aliases) refers to."""
-    fields = Settings.model_fields
-    if loc in fields:
-        return fields[loc]
-    for info in fields.values():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices) and loc in alias.choices:
-            return info
-    return None
-
-
-def _allowed_text(info: FieldInfo) -> str | None:
-    """The `Allowed` text in a field's metadata or annotation (``X | None`` included)."""
-    pending: list[Any] = [*info.metadata, info.annotation]
-    while pending:
-        item = pending.pop(0)
-        if isinstance(item, Allowed):
-            return item.text
-        pending.extend(get_args(item))
-    return None

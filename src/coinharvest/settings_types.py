@@ -1,30 +1,57 @@
 """The value types of settings, each carrying what a valid value looks like.
 
 A setting's type is an ``Annotated`` pydantic type with an `Allowed` marker: the marker's text
-completes the one-line error ``NAME='value' is invalid: must be <text>`` (`coinharvest.config`).
+completes the one-line error ``NAME='value' is invalid: must be <text>`` (`describe_errors`,
+called by `coinharvest.config`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic.fields import FieldInfo
 
 __all__ = [
     "Allowed",
+    "BatchSize",
+    "BreakerFailures",
     "CoingeckoPlan",
+    "CooldownSeconds",
+    "CooloffSeconds",
     "Count",
+    "DelayMs",
+    "GlobalConcurrency",
+    "GraceSeconds",
     "Host",
+    "IntervalMinutes",
+    "JitterSeconds",
+    "MinIntervalMs",
     "NonNegativeNumber",
     "Plan",
     "PluginSpecs",
     "Port",
     "PositiveNumber",
+    "RatePerMinute",
+    "ResponseBytes",
+    "Retries",
+    "RunMinutes",
+    "SourceConcurrency",
+    "TimeoutSeconds",
     "Token",
     "Url",
     "allowed_text_of",
+    "describe_errors",
 ]
 
 CoingeckoPlan = Literal["public", "demo", "pro"]
@@ -41,10 +68,50 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+# Unbounded: for values that are not settings (a setting always has an upper bound, below).
 Count = Annotated[int, Field(ge=1), Allowed("an integer ≥ 1")]
 PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), Allowed("a finite number > 0")]
 NonNegativeNumber = Annotated[
     float, Field(ge=0, allow_inf_nan=False), Allowed("a finite number ≥ 0")
+]
+
+# Every numeric setting has an upper bound: a typo or ``1e308`` must not mean "wait forever".
+# ``inf`` and ``nan`` fail the bound (and allow_inf_nan) like any other bad value.
+GlobalConcurrency = Annotated[int, Field(ge=1, le=1000), Allowed("an integer from 1 to 1000")]
+SourceConcurrency = Annotated[int, Field(ge=1, le=100), Allowed("an integer from 1 to 100")]
+RatePerMinute = Annotated[int, Field(ge=1, le=100_000), Allowed("an integer from 1 to 100000")]
+BatchSize = Annotated[int, Field(ge=1, le=10_000), Allowed("an integer from 1 to 10000")]
+Retries = Annotated[int, Field(ge=0, le=20), Allowed("an integer from 0 to 20")]
+BreakerFailures = Annotated[int, Field(ge=1, le=100), Allowed("an integer from 1 to 100")]
+ResponseBytes = Annotated[
+    int, Field(ge=1024, le=1 << 30), Allowed("an integer from 1024 to 1073741824 (1 GiB)")
+]
+IntervalMinutes = Annotated[
+    float, Field(gt=0, le=10_080, allow_inf_nan=False), Allowed("a number > 0 and ≤ 10080 (7 days)")
+]
+RunMinutes = Annotated[
+    float, Field(gt=0, le=1440, allow_inf_nan=False), Allowed("a number > 0 and ≤ 1440 (1 day)")
+]
+TimeoutSeconds = Annotated[
+    float, Field(gt=0, le=600, allow_inf_nan=False), Allowed("a number > 0 and ≤ 600")
+]
+CooldownSeconds = Annotated[
+    float, Field(gt=0, le=86_400, allow_inf_nan=False), Allowed("a number > 0 and ≤ 86400 (1 day)")
+]
+CooloffSeconds = Annotated[
+    float, Field(gt=0, le=3600, allow_inf_nan=False), Allowed("a number > 0 and ≤ 3600")
+]
+JitterSeconds = Annotated[
+    float, Field(ge=0, le=3600, allow_inf_nan=False), Allowed("a number from 0 to 3600")
+]
+GraceSeconds = Annotated[
+    float, Field(ge=0, le=3600, allow_inf_nan=False), Allowed("a number from 0 to 3600")
+]
+DelayMs = Annotated[
+    float, Field(ge=0, le=600_000, allow_inf_nan=False), Allowed("a number from 0 to 600000")
+]
+MinIntervalMs = Annotated[
+    float, Field(ge=0, le=3_600_000, allow_inf_nan=False), Allowed("a number from 0 to 3600000")
 ]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$"), Allowed("an http:// or https:// URL")]
 Port = Annotated[int, Field(ge=0, le=65535), Allowed("an integer from 0 to 65535")]
@@ -76,3 +143,55 @@ Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), Allowed("one of 'public
 def allowed_text_of(kind: Any) -> str:
     """What a valid value of the annotated type `kind` looks like."""
     return next((a.text for a in get_args(kind) if isinstance(a, Allowed)), "a valid value")
+
+
+def describe_errors(exc: ValidationError, fields: Mapping[str, FieldInfo]) -> str:
+    """All errors of `exc` on one line, each as ``NAME='value' is invalid: must be ...``.
+
+    :param fields: the settings' fields (``Settings.model_fields``), for names and rules.
+    """
+    return "; ".join(_describe_one(error, fields) for error in exc.errors())
+
+
+def _describe_one(error: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> str:
+    loc = str(error["loc"][0]) if error["loc"] else ""
+    info = _field_for(loc, fields)
+    allowed = _allowed_text(info) if info is not None else None
+    reason = f"must be {allowed}" if allowed else str(error["msg"]).splitlines()[0]
+    shown = "'***'" if info is not None and _is_secret(info) else repr(error["input"])
+    return f"{_env_name(loc, info)}={shown} is invalid: {reason}"
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    """Whether the field holds a secret, whose value an error message must not show."""
+    return "SecretStr" in repr(info.annotation)
+
+
+def _env_name(loc: str, info: FieldInfo | None) -> str:
+    """The variable name(s) a user sets for field `loc`: ``NANO_BASE_URL/NANO_RPC_URL``."""
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return "/".join(str(choice).upper() for choice in alias.choices)
+    return loc.upper()
+
+
+def _field_for(loc: str, fields: Mapping[str, FieldInfo]) -> FieldInfo | None:
+    """The field that `loc` (a field name or one of its aliases) refers to."""
+    if loc in fields:
+        return fields[loc]
+    for info in fields.values():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return info
+    return None
+
+
+def _allowed_text(info: FieldInfo) -> str | None:
+    """The `Allowed` text in a field's metadata or annotation (``X | None`` included)."""
+    pending: list[Any] = [*info.metadata, info.annotation]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, Allowed):
+            return item.text
+        pending.extend(get_args(item))
+    return None

@@ -13,19 +13,23 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.coins import load_coins
 from coinharvest.config import load_settings
 from coinharvest.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from coinharvest.engine.build import build_engine
 from coinharvest.models import RunSummary
+from coinharvest.service.api import ServiceState, create_app
 from coinharvest.service.metrics import Metrics
 from coinharvest.sources.base import close_sources
 from coinharvest.sources.registry import build_sources
-from coinharvest.storage import Store
+from coinharvest.storage import Store, open_database
 
 HERE = Path(__file__).parent
 ENV_PREFIX = {
@@ -120,6 +124,21 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
         raise errors[0]
     assert done, "filling the database took over 120 s"
     return done[0]
+
+
+@pytest.fixture
+async def db(filled: Filled) -> AsyncIterator[AsyncEngine]:
+    """The filled database, opened in the test's loop."""
+    engine = await open_database(filled.url)
+    yield engine
+    await engine.dispose()
+
+
+def client_for(state: ServiceState, **kwargs: Any) -> httpx.AsyncClient:
+    """An in-process client of the API over `state` (`create_app` keyword arguments), as
+    ``http://localhost`` (a trusted host by default)."""
+    transport = httpx.ASGITransport(app=create_app(state, **kwargs))
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost")
 
 
 # --------------------------------------------------------------------------- metrics text

@@ -16,29 +16,16 @@ from coinharvest.coins import load_coins
 from coinharvest.engine import Engine
 from coinharvest.engine.hooks import MemorySink
 from coinharvest.models import Coin
-from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.api import ServiceState
 from coinharvest.service.app import RunTracker
 from coinharvest.service.metrics import Metrics
 from coinharvest.service.scheduler import Scheduler
 from coinharvest.sources.simulated import SimulatedSource
-from coinharvest.storage import open_database
 
-from .conftest import TOKEN, Filled
+from .conftest import TOKEN, Filled, client_for
 
 COINS = load_coins()
 Client = Callable[..., Any]
-
-
-@pytest.fixture
-async def db(filled: Filled) -> AsyncIterator[AsyncEngine]:
-    engine = await open_database(filled.url)
-    yield engine
-    await engine.dispose()
-
-
-def client_for(state: ServiceState) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_app(state))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 @pytest.fixture

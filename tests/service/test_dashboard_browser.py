@@ -1,9 +1,10 @@
 """The dashboard in headless Chromium (Debian's ``chromium``, driven by Playwright).
 
 Over a database filled by real runs against the emulator, served by the real app on a
-loopback port: the page shows every coin, the runs and a job timeline, and logs no console
-error. The screenshot goes to ``$DASHBOARD_SCREENSHOT`` (``docs/dashboard.png`` refreshes
-the README's picture) or else into the test's temp dir.
+loopback port (with its Content-Security-Policy): the page shows every coin, the runs, a job
+timeline and an open circuit breaker, and logs no console error (a CSP violation is one).
+The screenshot goes to ``$DASHBOARD_SCREENSHOT`` (``docs/dashboard.png`` refreshes the
+README's picture) or else into the test's temp dir.
 """
 
 from __future__ import annotations
@@ -49,14 +50,18 @@ async def test_dashboard_shows_coins_runs_and_a_timeline(filled: Filled, tmp_pat
     errors: list[str] = []
     shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
     try:
-        state = ServiceState(db=db, metrics=Metrics(), coins=lambda: coins)
+        metrics = Metrics(["coingecko", "3xpl"])
+        metrics.circuit_changed("3xpl", "open")
+        state = ServiceState(db=db, metrics=metrics, coins=lambda: coins)
         server = http_server(create_app(state), "127.0.0.1", 0)
         async with server as url, playwright_api.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = await browser.new_page(viewport={"width": 1440, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(url + "/")
+            response = await page.goto(url + "/")
+            assert response is not None
+            csp = await response.header_value("content-security-policy")
             await page.wait_for_selector("#coins .card .price")
             await page.wait_for_selector("#timeline svg g.job rect.bar")
             await page.wait_for_selector("#history svg path.line", state="attached")
@@ -65,18 +70,17 @@ async def test_dashboard_shows_coins_runs_and_a_timeline(filled: Filled, tmp_pat
             lanes = await page.locator("#timeline svg text.lane-label").all_text_contents()
             jobs = await page.locator("#timeline svg g.job").count()
             title = await page.locator("#timeline-title").inner_text()
+            circuits = await page.locator("#health .pill[data-source]").all_text_contents()
             # choose another run: its timeline replaces the first
             other = filled.summaries[0].run_id
             await page.locator(f'#runs tr[data-run="{other}"]').click()
-            await page.wait_for_function(
-                f"document.querySelector('#timeline-title').textContent.includes('{other}')"
-            )
+            # a locator, not wait_for_function: the page's CSP forbids evaluating strings
+            await page.locator("#timeline-title", has_text=other).wait_for()
             # the picture: the run with the most retries shows the most colours
             busiest = max(filled.summaries[1:], key=lambda s: (s.retries, s.duration_s))
             await page.locator(f'#runs tr[data-run="{busiest.run_id}"]').click()
-            await page.wait_for_function(
-                f"document.querySelector('#timeline-title').textContent.includes('{busiest.run_id}')"
-            )
+            # a locator, not wait_for_function: the page's CSP forbids evaluating strings
+            await page.locator("#timeline-title", has_text=busiest.run_id).wait_for()
             shot.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(shot), full_page=True)
             await browser.close()
@@ -88,6 +92,8 @@ async def test_dashboard_shows_coins_runs_and_a_timeline(filled: Filled, tmp_pat
     assert newest.run_id in title
     assert set(lanes) == {j.source for j in newest.jobs}
     assert jobs == len(newest.jobs)
+    assert csp is not None and "default-src 'self'" in csp
+    assert circuits == ["3xpl: unreachable (circuit open)"]
     assert not errors, errors
     assert shot.stat().st_size > 10_000
 

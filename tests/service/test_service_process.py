@@ -136,6 +136,7 @@ async def test_metrics_match_the_stored_runs_and_the_api_starts_runs(
             await _assert_metrics_match(http, [first, second])
             health = (await http.get("/health")).json()
             assert health["status"] == "ok" and health["scheduler"] == "idle"
+            assert set(health["sources"].values()) == {"closed"}, health
         svc.signal(signal.SIGTERM)
         assert await svc.wait(timeout=20) == 0, svc.log
 
@@ -175,9 +176,15 @@ async def test_serve_answers_over_an_existing_database(filled: Filled, tmp_path:
             health = await http.get("/health")
             runs = (await http.get("/api/runs")).json()["runs"]
             post = await http.post("/api/runs")
+            head = await http.head("/")
+            rebound = await http.get("/api/runs", headers={"Host": "rebind.example:8000"})
         svc.signal(signal.SIGINT)
         assert await svc.wait(timeout=15) == 0, svc.log
     assert health.status_code == 200
     assert health.json()["scheduler"] == "not running"
     assert len(runs) == len(filled.summaries)
     assert post.status_code == 405
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["x-frame-options"] == "DENY"
+    # bound to 127.0.0.1: a DNS-rebinding name is refused
+    assert rebound.status_code == 400 and "untrusted Host" in rebound.json()["error"]

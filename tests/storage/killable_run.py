@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from coinharvest.engine import Engine
-from coinharvest.models import Coin, CoinResult, Observation, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, Observation, RunSummary
 from coinharvest.sources.base import FetchResult
 from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import Store
@@ -53,6 +53,9 @@ class Announcing:
     ) -> None:
         await self.store.run_started(run_id, trigger, started_at, coins)
         print(f"run {run_id}", flush=True)
+
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        await self.store.jobs_recorded(run_id, jobs)
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         await self.store.coin_completed(run_id, result)

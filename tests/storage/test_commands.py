@@ -118,6 +118,25 @@ def test_unknown_run_and_bad_since_exit_2(filled_db: str) -> None:
     assert code == 2 and "--since" in err
 
 
+def test_huge_numbers_are_usage_errors_not_tracebacks(filled_db: str) -> None:
+    # Issue 12, item 7: `runs -n 99999999999999999999` was an OverflowError from SQLite.
+    for limit in ("99999999999999999999", "10001", "0", "-5"):
+        code, _, err = invoke("runs", "-n", limit, COINHARVEST_DB=filled_db)
+        assert code == 2 and "Invalid value for '--limit' / '-n'" in err, (limit, err)
+    code, out, _ = invoke("runs", "--json", "-n", "10000", COINHARVEST_DB=filled_db)
+    assert code == 0 and len(json.loads(out)) == 1
+
+
+@pytest.mark.parametrize("command", [("history", "BTC", "-m", "m0"), ("export",)])
+def test_since_reaching_before_year_1_is_one_usage_error(
+    filled_db: str, command: tuple[str, ...]
+) -> None:
+    code, _, err = invoke(*command, "--since", "1000000d", COINHARVEST_DB=filled_db)
+    assert code == 2 and "Traceback" not in err
+    assert "'1000000d' reaches back too far" in err
+    assert "--since" in err
+
+
 def test_history_of_an_unknown_coin_or_metric_says_so(filled_db: str) -> None:
     code, _, err = invoke("history", "NOPE", "-m", "m0", COINHARVEST_DB=filled_db)
     assert code == 2 and "no observations of coin 'NOPE'" in err

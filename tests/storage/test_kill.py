@@ -74,3 +74,11 @@ async def test_sigkill_mid_run_keeps_whole_coins_and_marks_the_run(tmp_path: Pat
     assert orphans == 0
     assert len(runs) == 1 and runs[0].status == "interrupted"
     assert runs[0].coins_ok == len(coins)
+    # The timeline was written with the coins: the interrupted run shows what it did.
+    async with await Store.from_url(f"sqlite+aiosqlite:///{db_file}") as store:
+        detail = await queries.run_detail(store.engine, runs[0].run_id)
+    assert detail is not None
+    done = {sym for job in detail.jobs if job.ended_s is not None for sym in job.symbols.split(",")}
+    assert set(coins) <= done  # every stored coin's request is in the timeline
+    assert runs[0].requests == sum(1 for job in detail.jobs if job.started_s is not None)
+    assert runs[0].requests >= len(coins)

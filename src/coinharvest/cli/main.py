@@ -148,7 +148,9 @@ def verify(
         typer.Option(
             "--time-scale",
             min=0.0001,
-            help="Multiply every simulated latency and delay (0.05 finishes in a few seconds).",
+            max=10.0,
+            help="Multiply every simulated latency and delay (0.05 finishes in a few seconds; "
+            "0.0001 to 10).",
         ),
     ] = 1.0,
     n_coins: Annotated[
@@ -156,7 +158,9 @@ def verify(
         typer.Option(
             "--coins",
             min=1,
-            help="Simulate N coins with latencies drawn from the seed's range instead of its 11.",
+            max=1000,
+            help="Simulate N coins (1 to 1000) with latencies drawn from the seed's range "
+            "instead of its 11.",
         ),
     ] = None,
 ) -> None:

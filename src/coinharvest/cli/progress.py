@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from coinharvest.engine.hooks import ResultSink
-from coinharvest.models import Coin, CoinResult, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 
 __all__ = ["ProgressSink", "make_progress", "progress_bar"]
 
@@ -69,6 +69,10 @@ class ProgressSink:
         for source, n in sorted(counts.items()):
             self._by_source[source] = self.progress.add_task(source, total=n)
         await self.inner.run_started(run_id, trigger, started_at, coins)
+
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        """Pass on."""
+        await self.inner.jobs_recorded(run_id, jobs)
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """Store first (the inner sink), then advance the bars."""

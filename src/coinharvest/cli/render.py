@@ -324,6 +324,7 @@ def _per_window(lim: SourceLimits) -> str:
 
 
 def _base_url(source: Source) -> str:
+    """The source's root URL without its secrets (``token=…``, ``user:password@``)."""
     options = getattr(source, "options", None)
     configured = getattr(options, "base_url", None)
-    return str(configured or getattr(source, "default_base_url", "") or "–")
+    return source.redact(str(configured or getattr(source, "default_base_url", "") or "–"))

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["db_app", "export", "history", "latest", "register", "runs_app"]
 
 T = TypeVar("T")
+#: Most runs `runs --limit` lists: a bigger number is a usage error, not an overflow.
+MAX_RUNS = 10_000
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SinceOption = Annotated[
@@ -75,7 +77,9 @@ def register(app: typer.Typer) -> None:
 @runs_app.callback()
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=MAX_RUNS, help="How many runs (1-10000).")
+    ] = 20,
     json: JsonOption = False,
 ) -> None:
     """List the newest runs: status, duration, coins ok/failed/deferred/not stored."""

@@ -9,7 +9,7 @@ for the run to send on, batched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from coinharvest.engine.completion import CoinState, next_source
@@ -29,7 +29,7 @@ from coinharvest.models import (
     RunSummary,
 )
 from coinharvest.plausibility import screen
-from coinharvest.sources.base import CoinOutcome
+from coinharvest.sources.base import CoinOutcome, FetchResult
 
 __all__ = ["RunBook"]
 
@@ -51,6 +51,7 @@ class RunBook:
         #: Next source -> coins falling back to it, waiting to be queued there.
         self.fallbacks: dict[str, list[Coin]] = {}
         self._touched: set[str] = set()  # coins whose state changed since `pop_complete`
+        self._changed: dict[int, JobRecord] = {}  # records new or changed since `take_changed`
 
     # ----------------------------------------------------------------- jobs
 
@@ -72,15 +73,26 @@ class RunBook:
             JobStatus.OK,
         )
         self.records.append(record)
+        self._changed[id(record)] = record
         self.observer.job_started(job.source, max(0.0, now - job.queued_at))
         for coin in job.coins:
             if self.states[coin.symbol].mark_started(now):
                 log.info("📊 Collecting %s (%s)...", coin.name, coin.symbol)
         return record
 
+    def job_ended(self, record: JobRecord) -> None:
+        """A job attempt ended (its record has its end time and status)."""
+        self.in_flight -= 1
+        self._changed[id(record)] = record
+
+    def take_changed(self) -> list[JobRecord]:
+        """The job records new or changed since the last call."""
+        changed, self._changed = list(self._changed.values()), {}
+        return changed
+
     def job_deferred(self, job: Job, reason: str, now: float) -> None:
         """A queued job will not start in this run: its coins' chains end deferred."""
-        self.records.append(
+        self._record(
             JobRecord(
                 job.id,
                 job.source,
@@ -96,6 +108,10 @@ class RunBook:
         for coin in job.coins:
             self.states[coin.symbol].chain_deferred(f"{job.source}: {reason}")
             self._touched.add(coin.symbol)
+
+    def _record(self, record: JobRecord) -> None:
+        self.records.append(record)
+        self._changed[id(record)] = record
 
     # ----------------------------------------------------------------- coins
 
@@ -118,19 +134,38 @@ class RunBook:
         log.info("↪ %s: %s failed, asking %s", coin.symbol, source, nxt)
         self.fallbacks.setdefault(nxt, []).append(coin)
 
-    def deliver(self, source: str, coin: Coin, got: CoinOutcome | None) -> bool:
+    def deliver_job(
+        self, job: Job, record: JobRecord, answer: FetchResult, redact: Callable[[str], str]
+    ) -> None:
+        """Deliver each coin's part of a job's answer (see `deliver`)."""
+        failed = sum(
+            not self.deliver(job.source, coin, answer.get(coin.symbol), redact)
+            for coin in job.coins
+        )
+        if failed:
+            record.error = f"{failed} of {len(job.coins)} coins failed"
+
+    def deliver(
+        self,
+        source: str,
+        coin: Coin,
+        got: CoinOutcome | None,
+        redact: Callable[[str], str] = str,
+    ) -> bool:
         """Take `coin`'s part of an answer from `source`; False if it failed there.
 
         Implausible values are dropped with a note; an answer left with no value at all
-        fails the coin at this source, saying why (it may fall back).
+        fails the coin at this source, saying why (it may fall back). Every text from the
+        source (its error, its notes) passes `redact` (the source's) before it is kept.
         """
         if got is None or isinstance(got, SourceError):
-            self.chain_error(coin, source, str(got or f"{source}: no result for {coin.symbol}"))
+            error = str(got) if got is not None else f"{source}: no result for {coin.symbol}"
+            self.chain_error(coin, source, redact(error))
             return False
         answer = got if isinstance(got, CoinAnswer) else CoinAnswer(got)
         kept, implausible = screen(_own(answer.observations, coin))
         state = self.states[coin.symbol]
-        state.note(answer.notes + implausible)
+        state.note([redact(note) for note in answer.notes + implausible])
         if not kept:
             self.chain_error(coin, source, f"{source}: the answer had no usable value")
             return False

@@ -33,9 +33,16 @@ def build_engine(
         limits=effective_limits(settings, sources),
         batch_sizes=effective_batch_sizes(settings, sources),
         pause_after_job_s=delay_ms / 1000.0,
-        retry=RetryPolicy(max_attempts=settings.max_retries, rng=random.Random()),
+        # MAX_RETRIES counts retries after the first attempt (0: no retries).
+        retry=RetryPolicy(
+            max_attempts=settings.max_retries + 1,
+            max_pause_s=settings.max_cooldown_seconds,
+            rng=random.Random(),
+        ),
         # A safety net above the HTTP timeout: a source that hangs past it is a bug.
         job_timeout_s=settings.http_timeout_seconds * 2 + 5,
         sink=sink,
         observer=observer,
+        breaker_failures=settings.breaker_failures,
+        breaker_cooloff_s=settings.breaker_cooloff_seconds,
     )

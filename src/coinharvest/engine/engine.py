@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from coinharvest.engine.breaker import CircuitBreaker, CircuitState
 from coinharvest.engine.hooks import EngineObserver, MemorySink, NullObserver, ResultSink
 from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
 from coinharvest.engine.parts import RunParts
@@ -53,6 +54,8 @@ class Engine:
         sink: receives results as they happen (default: in memory).
         observer: told about every job and coin as it happens (metrics).
         clock: monotonic clock; defaults to the event loop's, which tests may replace.
+        breaker_failures / breaker_cooloff_s: a source whose connections fail this many
+            times in a row is sent nothing for this long, then probed (engine/breaker.py).
     """
 
     def __init__(
@@ -68,6 +71,8 @@ class Engine:
         sink: ResultSink | None = None,
         observer: EngineObserver | None = None,
         clock: Clock = loop_clock,
+        breaker_failures: int = 3,
+        breaker_cooloff_s: float = 30.0,
     ) -> None:
         self.sources = dict(sources)
         self.clock = clock
@@ -85,6 +90,7 @@ class Engine:
         self.batch_sizes = {
             name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()
         }
+        self.breakers = self._breakers(breaker_failures, breaker_cooloff_s)
         self._seq = itertools.count()
         self._current: Run | None = None
 
@@ -101,7 +107,22 @@ class Engine:
             observer=self.observer,
             clock=self.clock,
             job_timeout_s=self.job_timeout_s,
+            breakers=self.breakers,
         )
+
+    def _breakers(self, failures: int, cooloff_s: float) -> dict[str, CircuitBreaker]:
+        return {
+            name: CircuitBreaker(
+                name,
+                failure_threshold=failures,
+                cooloff_s=cooloff_s,
+                on_change=self._circuit_changed,
+            )
+            for name in self.sources
+        }
+
+    def _circuit_changed(self, source: str, state: CircuitState) -> None:
+        self.observer.circuit_changed(source, state)
 
     @property
     def max_concurrency(self) -> int:

@@ -104,7 +104,9 @@ async def _wire_gate(parts: RunParts, limiter: SourceLimiter) -> None:
 
 
 def _quota_spent(parts: RunParts, limiter: SourceLimiter, seconds: float) -> None:
-    """A good answer said the source's quota is spent: pause it until the reset."""
+    """A good answer said the source's quota is spent: pause it until the reset (at most
+    ``MAX_COOLDOWN_SECONDS``: a monthly quota must not stop a service for weeks)."""
+    seconds = parts.retry.server_wait(seconds) or 0.0
     limiter.cool_down(parts.clock() + seconds)
     llog.debug("%s: quota spent, cooling down %.3f s %r", limiter.name, seconds, limiter)
     log.warning(

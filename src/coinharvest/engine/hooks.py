@@ -3,6 +3,7 @@
 **ResultSink.** The engine calls a sink at three moments of a run. Contract:
 
 - `run_started` once, before any job starts;
+- `jobs_recorded` with the job attempts since the last call, before each `coin_completed`;
 - `coin_completed` once per coin, the moment its last job ends (from the job's own task, so
   several may be in progress at once; an implementation must be safe for that). A coin's
   observations and result arrive together and must be stored together or not at all;
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from coinharvest.models import Coin, CoinResult, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 
 __all__ = ["EngineObserver", "MemorySink", "NullObserver", "ResultSink"]
 
@@ -36,6 +37,14 @@ class ResultSink(Protocol):
         self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
     ) -> None:
         """A run began; `coins` are the coins it will collect."""
+
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        """Job attempts that started, ended or were deferred since the last call, so far.
+
+        Called just before each `coin_completed` (a store may write them in that coin's
+        transaction, so a run cut short still shows what it did); the records may change
+        later (an attempt ends), and `run_finished` carries the whole timeline.
+        """
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """One coin is complete; store its result and observations together."""
@@ -57,6 +66,9 @@ class MemorySink:
     ) -> None:
         """Record the start."""
         self.started.append((run_id, trigger, started_at, len(coins)))
+
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        """Nothing to do: the summary has the whole timeline."""
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """Record the coin's result."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from coinharvest.engine.breaker import CircuitBreaker
 from coinharvest.engine.hooks import EngineObserver, ResultSink
 from coinharvest.engine.limiter import Clock, SourceLimiter
 from coinharvest.engine.retry import RetryPolicy
@@ -27,6 +28,7 @@ class RunParts:
     :ivar slots: the global cap (``MAX_COLLECTION_CONCURRENCY``).
     :ivar job_timeout_s: safety net around one ``fetch`` (None: none).
     :ivar clock: monotonic seconds, the limiters' clock.
+    :ivar breakers: one circuit breaker per source (engine/breaker.py).
     """
 
     sources: Mapping[str, Source]
@@ -38,3 +40,4 @@ class RunParts:
     observer: EngineObserver
     clock: Clock
     job_timeout_s: float | None
+    breakers: Mapping[str, CircuitBreaker]

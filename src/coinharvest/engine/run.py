@@ -16,12 +16,13 @@ import itertools
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
+from coinharvest.engine.access import SourceAccess
 from coinharvest.engine.book import RunBook
 from coinharvest.engine.dispatch import Dispatcher
 from coinharvest.engine.execution import Outcome, execute
 from coinharvest.engine.lane import Job, Lane
 from coinharvest.engine.parts import RunParts
-from coinharvest.errors import Blocked, RateLimited, SourceError, TransientError
+from coinharvest.errors import Blocked, RateLimited, TransientError
 from coinharvest.logs import get_logger
 from coinharvest.models import Coin, CoinResult, JobRecord, JobStatus, RunSummary
 
@@ -61,13 +62,7 @@ class Run:
             launch=self._launch,
             defer=self._defer,
         )
-        # Sources sent nothing in this run, and why: unavailable as configured (no key), or
-        # blocked by their upstream earlier in the run.
-        self._skipped: dict[str, str] = {
-            name: reason
-            for name, src in parts.sources.items()
-            if (reason := src.unavailable()) is not None
-        }
+        self.access = SourceAccess(parts.sources, parts.breakers)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -136,21 +131,22 @@ class Run:
             for coin in coins:
                 self.book.chain_error(coin, source, f"{source}: no such source is configured")
             return
-        if source in self._skipped:
-            self._skip(source, coins)
-            return
         now = self.parts.clock()
+        refusal = self.access.refusal(source, now)
+        if refusal is not None:
+            self._skip(source, coins, refusal)
+            return
         size = self.parts.batch_sizes[source]
         ordered = sorted(coins, key=lambda c: c.priority)
         for i in range(0, len(ordered), size):
             batch = tuple(ordered[i : i + size])
             lane.push(Job(source, batch, min(c.priority for c in batch), next(self._seq)), now)
 
-    def _skip(self, source: str, coins: list[Coin]) -> None:
+    def _skip(self, source: str, coins: list[Coin], reason: str) -> None:
         symbols = ", ".join(c.symbol for c in coins)
-        log.warning("%s skipped for %s: %s", source, symbols, self._skipped[source])
+        log.warning("%s skipped for %s: %s", source, symbols, reason)
         for coin in coins:
-            self.book.chain_error(coin, source, f"{source} skipped: {self._skipped[source]}")
+            self.book.chain_error(coin, source, f"{source} skipped: {reason}")
 
     def _flush_fallbacks(self) -> None:
         """Queue the coins that fell back, batched per next source (one job, not one each)."""
@@ -174,7 +170,7 @@ class Run:
                 self.parts, lane, job, record, t0=self.t0, on_free=self.dispatcher.poke
             )
         finally:
-            self.book.in_flight -= 1
+            self.book.job_ended(record)
         self._settle(lane, job, record, outcome, now)
         self._flush_fallbacks()
         for result in self.book.pop_complete(self.parts.clock()):
@@ -183,47 +179,61 @@ class Run:
     def _settle(
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float
     ) -> None:
-        if isinstance(outcome, RateLimited):
-            self.book.rate_limited += 1
-            wait = self.parts.retry.rate_limited_wait(
-                job.attempts, outcome.retry_after, lane.limiter.limits.min_interval_s
-            )
-            lane.limiter.cool_down(now + wait)
-            llog.debug("%s: cooling down %.3f s %r", job.source, wait, lane.limiter)
-            log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)
-            self._retry(lane, job, record, outcome, now, JobStatus.RATE_LIMITED, 0.0)
+        if not isinstance(outcome, BaseException):
+            self.access.answered(job.source, outcome, now, "")
+            self.book.deliver_job(job, record, outcome, self.parts.sources[job.source].redact)
+            return
+        text = self.parts.sources[job.source].redact(str(outcome))
+        record.status, record.error = JobStatus.FAILED, text
+        if self.access.answered(job.source, outcome, now, text):
+            self._stop_source(lane, job, text, self.access.refusal(job.source, now) or text)
+        elif isinstance(outcome, RateLimited):
+            self._rate_limited(lane, job, record, outcome, now)
         elif isinstance(outcome, TransientError):
             wait = self.parts.retry.transient_wait(job.attempts, outcome.retry_after)
-            self._retry(lane, job, record, outcome, now, JobStatus.RETRIED, wait)
+            self._retry(lane, job, record, text, now, JobStatus.RETRIED, wait)
         elif isinstance(outcome, Blocked):
-            self._blocked(lane, job, record, outcome)
-        elif isinstance(outcome, BaseException):
-            record.status, record.error = JobStatus.FAILED, str(outcome)
-            for coin in job.coins:
-                self.book.chain_error(coin, job.source, str(outcome))
+            log.warning("⛔ %s", text)
+            self.access.close(job.source, self.parts.sources[job.source].redact(outcome.message))
+            self._stop_source(lane, job, text, self.access.refusal(job.source, now) or text)
         else:
-            failed = sum(
-                not self.book.deliver(job.source, coin, outcome.get(coin.symbol))
-                for coin in job.coins
+            for coin in job.coins:
+                self.book.chain_error(coin, job.source, text)
+
+    def _rate_limited(
+        self, lane: Lane, job: Job, record: JobRecord, error: RateLimited, now: float
+    ) -> None:
+        self.book.rate_limited += 1
+        policy = self.parts.retry
+        wait = policy.rate_limited_wait(
+            job.attempts, error.retry_after, lane.limiter.limits.min_interval_s
+        )
+        if error.retry_after is not None and error.retry_after > policy.max_pause_s:
+            log.warning(
+                "%s asked for a %g s pause; capped at %g s (MAX_COOLDOWN_SECONDS)",
+                job.source,
+                error.retry_after,
+                policy.max_pause_s,
             )
-            if failed:
-                record.error = f"{failed} of {len(job.coins)} coins failed"
+        lane.limiter.cool_down(now + wait)
+        llog.debug("%s: cooling down %.3f s %r", job.source, wait, lane.limiter)
+        log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)
+        self._retry(lane, job, record, record.error or "", now, JobStatus.RATE_LIMITED, 0.0)
 
     def _retry(
         self,
         lane: Lane,
         job: Job,
         record: JobRecord,
-        error: SourceError,
+        error: str,
         now: float,
         status: JobStatus,
         wait: float,
     ) -> None:
         """Put the job back in its lane after `wait`, unless it may not try again."""
-        record.error = str(error)
-        record.status = JobStatus.FAILED
-        if job.source in self._skipped:  # blocked while this job was in flight: no retry
-            self._skip(job.source, list(job.coins))
+        refusal = self.access.refusal(job.source, now)
+        if refusal is not None:  # blocked or unreachable while this job was in flight
+            self._skip(job.source, list(job.coins), refusal)
         elif not self.parts.retry.may_retry(job.attempts):
             reason = f"{error} (gave up after {job.attempts} attempts)"
             for coin in job.coins:
@@ -239,16 +249,13 @@ class Run:
             else:
                 lane.push(job, now)
 
-    def _blocked(self, lane: Lane, job: Job, record: JobRecord, error: Blocked) -> None:
-        """The upstream refuses us: fail this job, and send the source nothing more this run."""
-        record.status, record.error = JobStatus.FAILED, str(error)
-        log.warning("⛔ %s", error)
-        self._skipped[job.source] = error.message
+    def _stop_source(self, lane: Lane, job: Job, error: str, reason: str) -> None:
+        """Fail this job at its source and skip the source's queued jobs (they fall back)."""
         for coin in job.coins:
-            self.book.chain_error(coin, job.source, str(error))
+            self.book.chain_error(coin, job.source, error)
         queued = [coin for queued_job in lane.drain() for coin in queued_job.coins]
         if queued:
-            self._skip(job.source, queued)
+            self._skip(job.source, queued, reason)
 
     def _defer(self, job: Job, reason: str, now: float) -> None:
         self.book.job_deferred(job, reason, now)
@@ -262,7 +269,9 @@ class Run:
             self.dispatcher.spawn(self._store(result), f"store-{result.symbol}")
 
     async def _store(self, result: CoinResult) -> None:
-        await self._safe_sink("coin_completed", self.parts.sink.coin_completed(self.run_id, result))
+        sink = self.parts.sink
+        await self._safe_sink("jobs", sink.jobs_recorded(self.run_id, self.book.take_changed()))
+        await self._safe_sink("coin_completed", sink.coin_completed(self.run_id, result))
 
     async def _safe_sink(self, what: str, call: Awaitable[None]) -> None:
         try:

@@ -8,7 +8,8 @@ its query validation gives the 422 reasons and the OpenAPI document (``/openapi.
 Routes::
 
     GET  /                       dashboard (static HTML + JS from coinharvest/web)
-    GET  /health                 200, or 503 when the scheduler loop died or the DB is down
+    GET  /health                 200, or 503 when the scheduler loop died or the DB is down;
+                                 with each source's circuit breaker state
     GET  /metrics                Prometheus text format
     GET  /api/coins              configured coins
     GET  /api/latest             newest value of every metric of every (or ?symbol=) coin
@@ -16,41 +17,63 @@ Routes::
     GET  /api/runs               ?limit=20, newest first
     GET  /api/runs/{run_id}      one run with per-coin results and its job timeline
     POST /api/runs               start a run now; only when a token and a scheduler exist
+                                 (bearer token, declared as the ``HTTPBearer`` scheme)
 
-Errors are JSON ``{"error": "<one line>", "status": <code>}`` (422 adds ``detail``): 404 for
-an unknown coin, metric, run or path; 422 for a bad query value; 401 for a missing or wrong
-bearer token (compared in constant time); 409 while a run is going; 503 when the database
-cannot be read.
+Every GET route answers HEAD too; every response carries the security headers, and a request
+whose ``Host`` is not trusted gets a 400 (`coinharvest.service.guard`).
+
+Errors are JSON ``{"error": "<one line>", "status": <code>}`` (422 adds ``detail``): 400 for
+an untrusted ``Host``; 404 for an unknown coin, metric, run or path; 422 for a bad query
+value; 401 for a missing or wrong bearer token (compared in constant time); 409 while a run
+is going; 503 when the database cannot be read; 500 (one line, details in the log) for a bug.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
-from fastapi import Path as PathParam
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from coinharvest import __version__
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import Coin
+from coinharvest.service.guard import LOCAL_HOSTS, SECURITY_HEADERS, Guard, docs_csp
 from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
 from coinharvest.service.scheduler import RunInProgress, Scheduler
+from coinharvest.service.schemas import (
+    BearerToken,
+    CoinOut,
+    CoinsOut,
+    ErrorOut,
+    Health,
+    HistoryOut,
+    LatestOut,
+    RunDetailOut,
+    RunId,
+    RunsOut,
+    RunStarted,
+    SchedulerState,
+    Since,
+    Symbol,
+    SymbolItem,
+)
 from coinharvest.storage import queries
-from coinharvest.storage.queries import HistoryPoint, JobRow, LatestValue, RunRow
+from coinharvest.storage.queries import RunRow
 from coinharvest.timeparse import parse_since
 
 __all__ = ["ServiceState", "create_app"]
@@ -58,10 +81,6 @@ __all__ = ["ServiceState", "create_app"]
 WEB_DIR = Path(str(files("coinharvest.service") / "web"))
 #: How long /health waits for the database before calling it unreachable.
 DB_PROBE_TIMEOUT_S = 3.0
-
-Symbol = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._-]{1,32}$", description="e.g. BTC")]
-RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="id or prefix")]
-SchedulerState = Literal["starting", "running", "idle", "stopping", "dead", "not running"]
 
 
 @dataclass(slots=True)
@@ -94,87 +113,27 @@ class ServiceState:
         return "running" if self.scheduler.running else "idle"
 
 
-# --------------------------------------------------------------------------- response models
-
-
-class Health(BaseModel):
-    """``status`` is ``ok`` (HTTP 200) or ``unhealthy`` (HTTP 503).
-
-    ``scheduler``: ``starting``; ``running`` (a run is going); ``idle`` (waiting for the next
-    tick); ``stopping`` (after SIGINT/SIGTERM); ``dead`` (the loop ended by an error: 503);
-    ``not running`` (``coinharvest serve``, no scheduler: fine).
-    """
-
-    status: Literal["ok", "unhealthy"]
-    version: str
-    scheduler: SchedulerState
-    scheduler_alive: bool
-    database: Literal["reachable", "unreachable"]
-    database_error: str | None = None
-    last_run: RunRow | None = None
-    ticks: int | None = None
-    skipped_ticks: int | None = None
-
-
-class CoinOut(BaseModel):
-    """A configured coin: its id per source and its fallback chains."""
-
-    symbol: str
-    name: str
-    priority: int
-    ids: dict[str, str]
-    chains: list[list[str]]
-
-
-class CoinsOut(BaseModel):
-    coins: list[CoinOut]
-
-
-class LatestOut(BaseModel):
-    values: list[LatestValue]
-
-
-class HistoryOut(BaseModel):
-    symbol: str
-    metric: str
-    points: list[HistoryPoint]
-
-
-class RunsOut(BaseModel):
-    runs: list[RunRow]
-
-
-class RunDetailOut(BaseModel):
-    run: RunRow
-    coins: list[queries.CoinRow]
-    jobs: list[JobRow]
-
-
-class RunStarted(BaseModel):
-    run_id: str | None
-    status: Literal["started"]
-    href: str | None
-
-
-class ErrorOut(BaseModel):
-    error: str
-    status: int
-
-
 # --------------------------------------------------------------------------- app
 
 
-def create_app(state: ServiceState) -> FastAPI:
-    """The API over `state` (see the module docstring for routes and errors)."""
+def create_app(state: ServiceState, *, trusted_hosts: Iterable[str] = LOCAL_HOSTS) -> FastAPI:
+    """The API over `state` (see the module docstring for routes and errors).
+
+    :param trusted_hosts: the ``Host`` names served (any port); others get a 400. See
+        `coinharvest.service.guard` (``*.example.com``, ``*``, a wildcard bind address).
+    """
     app = FastAPI(
         title="coinharvest",
         version=__version__,
         description="Crypto coin metrics collected from rate-limited APIs.",
+        docs_url=None,
         redoc_url=None,
-        responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
     app.state.service = state
+    app.add_middleware(Guard, trusted_hosts=tuple(trusted_hosts))
     _install_error_handlers(app)
+    _add_docs_route(app)
     _add_system_routes(app, state)
     _add_coin_routes(app, state)
     _add_run_routes(app, state)
@@ -194,6 +153,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every route of the path, not only the first one tried
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     async def invalid(request: Request, exc: Exception) -> Response:
@@ -206,9 +167,27 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def store_down(request: Request, exc: Exception) -> Response:
         return _error(503, f"database unavailable: {exc}")
 
+    async def bug(request: Request, exc: Exception) -> Response:
+        # Sent by Starlette's outermost middleware, outside `Guard`: add its headers here.
+        response = _error(500, f"internal error: {type(exc).__name__} (see the service log)")
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StoreError, store_down)
+    app.add_exception_handler(Exception, bug)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route matching the request's path (HEAD wherever GET)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def _where(loc: Sequence[Any]) -> str:
@@ -223,6 +202,17 @@ def _not_found(message: str) -> HTTPException:
 
 
 # --------------------------------------------------------------------------- routes
+
+
+def _add_docs_route(app: FastAPI) -> None:
+    """FastAPI's Swagger UI at ``/docs``, with a CSP of its own (its CDN, its inline script)."""
+    page = get_swagger_ui_html(openapi_url=app.openapi_url or "", title=f"{app.title} - API")
+    body = bytes(page.body)
+    csp = docs_csp(body)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(body, headers={"Content-Security-Policy": csp})
 
 
 def _add_system_routes(app: FastAPI, state: ServiceState) -> None:
@@ -264,6 +254,7 @@ async def _health(state: ServiceState) -> Health:
         last_run=last,
         ticks=stats.ticks if stats else None,
         skipped_ticks=stats.skipped_ticks if stats else None,
+        sources=state.metrics.circuits(),
     )
 
 
@@ -287,7 +278,9 @@ def _add_coin_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.get("/api/latest", response_model=LatestOut)
     async def latest(
-        symbol: Annotated[list[str] | None, Query(description="Repeat for several.")] = None,
+        symbol: Annotated[
+            list[SymbolItem] | None, Query(max_length=100, description="Repeat for several.")
+        ] = None,
     ) -> LatestOut:
         """The newest value of every metric of every coin (or of the `symbol`s)."""
         wanted = [s.upper() for s in symbol or []]
@@ -301,7 +294,7 @@ def _add_coin_routes(app: FastAPI, state: ServiceState) -> None:
     async def history(
         symbol: Symbol,
         metric: Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")] = "price_usd",
-        since: Annotated[str | None, Query(description="7d, 12h, 30m or ISO 8601")] = None,
+        since: Since = None,
     ) -> HistoryOut:
         """Every stored value of `metric` of `symbol` (since `since`), oldest first."""
         start = _since(since)
@@ -341,12 +334,22 @@ def _configured(state: ServiceState) -> set[str]:
 
 
 def _since(value: str | None) -> datetime | None:
+    """`parse_since`, in UTC; a bad value is a 422. A date-time whose offset takes it past
+    the ends of the calendar (``0001-01-01T00:00+01:00``) means from the beginning / nothing."""
+    if value is not None and value[4:5] == "-":
+        value = value.upper()  # a date: RFC 3339 allows a lower-case "t" and "z"
     try:
-        return parse_since(value)
+        start = parse_since(value)
     except ConfigError as exc:
         raise RequestValidationError(
             [{"loc": ("query", "since"), "msg": str(exc), "type": "value_error"}]
         ) from None
+    if start is None:
+        return None
+    try:
+        return start.astimezone(UTC)
+    except OverflowError:
+        return None if start.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 async def _check_known(state: ServiceState, symbol: str, metric: str) -> None:
@@ -369,13 +372,11 @@ def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Sch
         responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut}},
     )
     async def start_run(
-        authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+        credentials: BearerToken,
     ) -> Response:
         """Start a collection run now (trigger ``api``). Needs the bearer token."""
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            presented.strip().encode(), expected
-        ):
+        presented = credentials.credentials.strip() if credentials is not None else ""
+        if credentials is None or not secrets.compare_digest(presented.encode(), expected):
             return JSONResponse(
                 {"error": "missing or wrong bearer token", "status": 401},
                 status_code=401,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 
 from coinharvest.coins import load_coins
@@ -38,8 +39,9 @@ from coinharvest.engine.hooks import ResultSink
 from coinharvest.errors import ConfigError
 from coinharvest.logs import get_logger
 from coinharvest.loopserver import bind, start
-from coinharvest.models import Coin, CoinResult, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.guard import trusted_hosts_for
 from coinharvest.service.metrics import Metrics
 from coinharvest.service.scheduler import Scheduler, SchedulerStats
 
@@ -94,6 +96,10 @@ class RunTracker:
             if not waiter.done():
                 waiter.set_result(run_id)
         await self.inner.run_started(run_id, trigger, started_at, coins)
+
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        """Pass on."""
+        await self.inner.jobs_recorded(run_id, jobs)
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """Pass on."""
@@ -236,7 +242,8 @@ async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, 
     with _signals(on_signal):
         async with contextlib.AsyncExitStack() as stack:
             if address is not None:  # listen first: a busy port fails before any run starts
-                url = await stack.enter_async_context(http_server(create_app(state), *address))
+                server = http_server(_app(state, address[0]), *address)
+                url = await stack.enter_async_context(server)
                 log.info("HTTP API and dashboard on %s/ (/metrics, /health, /docs)", url)
             loop_task = asyncio.get_running_loop().create_task(sched.serve(), name="scheduler")
             state.loop_task = loop_task
@@ -246,6 +253,14 @@ async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, 
                 log.error("serving /health as 503 until stopped (SIGTERM)")
                 await stopped.wait()
     return code
+
+
+def _app(state: ServiceState, bind_host: str) -> FastAPI:
+    """The API, trusting the ``Host`` names of `bind_host` and of loopback (DNS rebinding).
+
+    A ``TRUSTED_HOSTS`` setting (extra names, e.g. behind a proxy) could be added here later.
+    """
+    return create_app(state, trusted_hosts=trusted_hosts_for(bind_host))
 
 
 def _loop_outcome(loop_task: asyncio.Task[SchedulerStats]) -> int:
@@ -276,7 +291,7 @@ async def serve_api(
         state = ServiceState(db=db, metrics=Metrics(), coins=coins)
         address = (host or settings.http_host, settings.http_port if port is None else port)
         with _signals(lambda name: stopped.set()):
-            async with http_server(create_app(state), *address) as url:
+            async with http_server(_app(state, address[0]), *address) as url:
                 log.info("HTTP API and dashboard on %s/ (no scheduler: `serve` mode)", url)
                 await stopped.wait()
     return 0

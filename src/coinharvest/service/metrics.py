@@ -17,6 +17,8 @@ tests and several services in one process never share series. Exposed (all prefi
     scheduler_ticks_total                      counter   scheduled ticks (runs + skipped)
     scheduler_running                          gauge     1 while a run is in progress
     last_success_timestamp_seconds{symbol}     gauge     Unix time of the coin's last ok result
+    source_circuit_open{source}                gauge     circuit breaker: 1 open, 0.5 half_open,
+                                                         0 closed
 
 Known label sets (every configured source, coin and status) are created up front, so their
 series exist at 0 from the first scrape and ``rate()``/``absent()`` behave.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -41,7 +43,7 @@ from coinharvest.models import CoinResult, CoinStatus, JobStatus, RunStatus, Run
 if TYPE_CHECKING:
     from coinharvest.service.scheduler import Scheduler
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "SchedulerCollector"]
+__all__ = ["CIRCUIT_VALUES", "CONTENT_TYPE_LATEST", "CircuitState", "Metrics", "SchedulerCollector"]
 
 PREFIX = "coinharvest"
 #: Run durations: from a sub-second emulator run to a deadline near a 60-minute interval.
@@ -51,6 +53,11 @@ SHORT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 #: HTTP outcomes created at 0 for every source.
 KNOWN_OUTCOMES = ("200", "429", "500", "503", "timeout", "error")
 _RETRIED = (JobStatus.RETRIED, JobStatus.RATE_LIMITED)
+#: A source's circuit breaker (`EngineObserver.circuit_changed`).
+CircuitState = Literal["closed", "open", "half_open"]
+#: ``source_circuit_open`` per state.
+CIRCUIT_VALUES: dict[CircuitState, float] = {"closed": 0.0, "open": 1.0, "half_open": 0.5}
+_CIRCUIT_STATES: frozenset[str] = frozenset(get_args(CircuitState))
 
 
 class Metrics:
@@ -72,6 +79,7 @@ class Metrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock
+        self._circuits: dict[str, CircuitState] = {}
         self._define(self.registry)
         self._precreate(list(sources), list(symbols))
 
@@ -125,6 +133,13 @@ class Metrics:
             ["symbol"],
             registry=r,
         )
+        self.circuit_open = Gauge(
+            f"{p}_source_circuit_open",
+            "The source's circuit breaker: 1 open (failing fast), 0.5 half open (probing), "
+            "0 closed.",
+            ["source"],
+            registry=r,
+        )
 
     def _precreate(self, sources: list[str], symbols: list[str]) -> None:
         for status in RunStatus:
@@ -145,6 +160,7 @@ class Metrics:
         self.limiter_wait.labels(source)
         self.in_flight.labels(source)
         self.coin_duration.labels(source)
+        self.circuit_changed(source, "closed")
 
     # ----------------------------------------------------------------- EngineObserver
 
@@ -177,7 +193,17 @@ class Metrics:
                 self.retries.labels(job.source).inc()
 
     def circuit_changed(self, source: str, state: str) -> None:
-        """A source's circuit breaker changed state (not exported yet)."""
+        """Set ``source_circuit_open`` and remember the state (`circuits`); an unknown state
+        is ignored (hooks never raise)."""
+        if state not in _CIRCUIT_STATES:
+            return
+        known: CircuitState = state  # type: ignore[assignment]  # checked just above
+        self._circuits[source] = known
+        self.circuit_open.labels(source).set(CIRCUIT_VALUES[known])
+
+    def circuits(self) -> dict[str, CircuitState]:
+        """Each known source's circuit breaker state (a copy), by name."""
+        return dict(sorted(self._circuits.items()))
 
     # ----------------------------------------------------------------- scheduler
 

@@ -20,7 +20,10 @@ Contract of `Source.fetch(coins)`:
   source: its coins fail with the exception's text, and it is logged with a traceback.
 - It must not sleep, retry or rate-limit by itself: the engine's limiter and lanes do that,
   so that a waiting job never holds a slot.
-- It never puts an API key in an error message, log line or observation.
+- It never puts an API key in an error message, log line or observation. What it cannot
+  know (an upstream echoing the key in a data field, quoted in a note or a `BadResponse`)
+  the engine removes: every error message and note that leaves a source passes
+  `Source.redact`, the source's one redaction point.
 
 `default_limits` and `batch_size` are the source's built-in defaults; the configuration may
 override both (``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``,
@@ -31,6 +34,7 @@ override both (``MAX_<SRC>_CONCURRENCY``, ``<SRC>_MIN_INTERVAL_MS``,
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -41,7 +45,16 @@ from coinharvest.errors import SourceError, UnknownCoin
 from coinharvest.models import Coin, CoinAnswer, Observation, SourceLimits
 from coinharvest.sources.options import HttpOptions
 
-__all__ = ["CoinOutcome", "FetchResult", "Source", "close_sources", "observations", "per_coin"]
+__all__ = [
+    "REDACTED",
+    "CoinOutcome",
+    "FetchResult",
+    "Source",
+    "close_sources",
+    "observations",
+    "per_coin",
+    "redact",
+]
 
 V = TypeVar("V")
 
@@ -49,6 +62,52 @@ V = TypeVar("V")
 CoinOutcome = CoinAnswer | list[Observation] | SourceError
 #: What `Source.fetch` returns: per coin symbol, its outcome.
 FetchResult = Mapping[str, CoinOutcome]
+
+#: What a secret is replaced with.
+REDACTED = "***"
+_SECRET_PARAM = re.compile(
+    r"(?i)(?<![\w])(token|key|api_key|apikey|x_cg_demo_api_key|x_cg_pro_api_key)=([^&\s#\"']+)"
+)
+#: ``scheme://user:password@`` (greedy up to the authority's last ``@``).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+_CUT = "..."  # how coinharvest marks a quoted value or message it cut short
+_MIN_FRAGMENT = 4  # fewer characters of a secret before a cut say nothing useful
+_SHORT_SECRET = 8  # a shorter secret is replaced only as a whole word
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` with every secret, every secret-looking query value (``token=``, ``key=``,
+    ``api_key=``, ``apikey=``, ``x_cg_demo_api_key=``, ``x_cg_pro_api_key=``) and the
+    credentials of every URL (``https://user:password@host``) replaced by ``***``.
+
+    The start of a secret just before a ``...`` cut mark (``'CG-abcd...``: a long value
+    quoted short by `Reading` or `JsonReader`) is replaced too. A cut without the mark is
+    not recognised: redact first, then shorten. A secret shorter than 8 characters is
+    replaced only where it stands alone (a test key ``k`` must not make ``bloc***chair``).
+    """
+    for secret in secrets:
+        if secret:
+            text = _without_cut_secret(_without_secret(text, secret), secret)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+
+
+def _without_secret(text: str, secret: str) -> str:
+    if len(secret) >= _SHORT_SECRET:
+        return text.replace(secret, REDACTED)
+    return re.sub(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])", REDACTED, text)
+
+
+def _without_cut_secret(text: str, secret: str) -> str:
+    if _CUT not in text:
+        return text
+    parts = text.split(_CUT)
+    for i, part in enumerate(parts[:-1]):
+        for size in range(min(len(secret) - 1, len(part)), _MIN_FRAGMENT - 1, -1):
+            if part.endswith(secret[:size]):
+                parts[i] = part[:-size] + REDACTED
+                break
+    return _CUT.join(parts)
 
 
 class Source(ABC):
@@ -81,6 +140,16 @@ class Source(ABC):
     @abstractmethod
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """Make one request for `coins`; see the module docstring for the full contract."""
+
+    def redact(self, text: str) -> str:
+        """`text` fit to leave this source: the source's one redaction point.
+
+        The engine passes every error message and note of this source through it before it
+        is logged, stored or shown. The default removes secret-looking query values and URL
+        credentials (`redact`); a source that holds secrets removes them too (`HttpSource`:
+        its API key).
+        """
+        return redact(text)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release connections. Called once by whoever built the source (`close_sources`)."""

@@ -43,6 +43,7 @@ coins it may have been are then reported unknown, and the rest of the batch is k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
@@ -107,9 +108,7 @@ class CoinGeckoSource(HttpSource):
         self.default_limits = PLAN_LIMITS["demo" if keyed_public else plan]
         options = options or HttpOptions()
         if options.base_url is None:
-            options = HttpOptions(
-                COINGECKO_HOSTS[plan], options.api_key, options.timeout_s, options.transport
-            )
+            options = replace(options, base_url=COINGECKO_HOSTS[plan])
         super().__init__(options)
 
     @classmethod

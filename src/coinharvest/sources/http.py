@@ -12,8 +12,8 @@
   `TransientError`;
 - other 4xx, and 3xx (redirects are not followed) → `ClientError(status, upstream message)`;
   an HTML page instead of an error body (a firewall's 403) becomes ``HTML page "<title>"``;
-- a 2xx that is not JSON (malformed, truncated, an HTML page) → `BadResponse` naming the
-  source and the endpoint;
+- a 2xx that is not JSON (malformed, truncated, nested too deeply, an HTML page) or larger
+  than ``max_body_bytes`` decompressed → `BadResponse` naming the source and the endpoint;
 - an invalid URL or unsupported scheme → `PermanentError`.
 
 A rate-limit answer without a header hint may carry one in its body (NanoRPCProxy's plain
@@ -28,9 +28,11 @@ being sent (``http11.`` / ``http2.send_request_headers.started``), i.e. after th
 (DNS, TCP, TLS) is open. A transport that does not trace (``httpx.MockTransport``, ASGI)
 keeps the first report.
 
-API keys never reach an error message or a log line: every message passes through
-`redact`, which replaces the client's secrets and any ``token=``, ``key=``, ``api_key=``,
-``x_cg_demo_api_key=`` or ``x_cg_pro_api_key=`` query value with ``***``.
+Bodies are streamed and at most ``max_body_bytes`` of them held, decompressed: gzip and
+deflate are decoded here, `_INFLATE_STEP` bytes at a time (deflate expands at most ~1032:1),
+so neither a huge answer nor a small gzip bomb costs much. API keys never reach an error
+message: every text that becomes part of an error passes `HttpClient._say`, which redacts
+(`redact`: the client's secrets, secret-looking query values, URL credentials), *then* cuts.
 
 `HttpSource` is the base of every built-in source (and of plug-ins that want the same
 handling): it builds its `HttpClient` from `HttpOptions` and closes it in `aclose`.
@@ -41,7 +43,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
@@ -56,8 +59,9 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.logs import get_logger
-from coinharvest.sources.base import Source
-from coinharvest.sources.options import DEFAULT_TIMEOUT_S, HttpOptions
+from coinharvest.sources.answers import html_summary, is_html, upstream_message
+from coinharvest.sources.base import REDACTED, Source, redact
+from coinharvest.sources.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_S, HttpOptions
 from coinharvest.sources.retry_after import (
     parse_body_retry_after,
     parse_quota_spent,
@@ -69,7 +73,9 @@ if TYPE_CHECKING:
     from coinharvest.config import Settings
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_TIMEOUT_S",
+    "REDACTED",
     "USER_AGENT",
     "HttpClient",
     "HttpOptions",
@@ -80,13 +86,20 @@ __all__ = [
 ]
 
 USER_AGENT = f"coinharvest/{__version__}"
-REDACTED = "***"
-_MESSAGE_MAX = 200  # characters of an upstream message kept in an error
-_SECRET_PARAM = re.compile(
-    r"(?i)(?<![\w])(token|key|api_key|apikey|x_cg_demo_api_key|x_cg_pro_api_key)=([^&\s#\"']+)"
-)
-_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
-_MESSAGE_KEYS = ("error_message", "message", "error", "detail")
+_MESSAGE_MAX = 200  # characters of an error message (after redaction)
+_SCAN_MAX = 4 * _MESSAGE_MAX  # characters of upstream text redacted to make one
+_ERROR_BODY_MAX = 64 * 1024  # bytes of an error answer read for its message
+CONNECT_TIMEOUT_S = 5.0  # longest wait for a connection (DNS, TCP, TLS), within the timeout
+_INFLATE_STEP = 1024  # compressed bytes decompressed at a time
+#: Sent with every request (``Accept-Encoding``: what `_body` decodes).
+_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+}
+#: Headers that describe the body as sent; dropped once it is read and decoded.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_SPACE = re.compile(r"\s+")
 #: httpcore ``trace`` events that mean "the request's headers are being sent now".
 _HEADERS_SENT = frozenset(
     {"http11.send_request_headers.started", "http2.send_request_headers.started"}
@@ -100,64 +113,26 @@ def _is_429(status: int, message: str) -> bool:
     return status == 429
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every secret, and every secret-looking query value, replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+def _squash(text: str, limit: int = _MESSAGE_MAX) -> str:
+    """`text` on one line, cut to at most `limit` characters with the ``...`` mark."""
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _squash(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 3] + "..."
+def _size(n: int) -> str:
+    return f"{round(n / (1 << 20), 1):g} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
-def _is_html(response: httpx.Response) -> bool:
-    """An HTML page: a body that starts with a tag, or says it is HTML and has tags.
-
-    Not every ``text/html`` answer is a page: NanoRPCProxy (Express ``res.send``) sends its
-    plain-text 429 ``… Time left: 42sec`` as ``text/html``, and that text must be read.
-    """
-    head = response.content.lstrip()[:512]
-    kind = response.headers.get("content-type", "").lower()
-    return head[:1] == b"<" or ("html" in kind and b"<" in head)
-
-
-def _html_summary(response: httpx.Response) -> str:
-    title = _TITLE.search(response.text)
-    return f'HTML page "{_squash(title.group(1))}"' if title else "HTML page"
-
-
-def _json_message(document: Any) -> str | None:
-    """The human message in the error shapes upstreams use (CoinGecko's three, Blockchair's
-    ``context.error``, NearBlocks' ``message``, Nano's ``error``), with any error code."""
-    if not isinstance(document, dict):
-        return None
-    places = [document]
-    for nested in ("status", "context"):
-        if isinstance(document.get(nested), dict):
-            places.append(document[nested])
-    text = next(
-        (p[k] for p in places for k in _MESSAGE_KEYS if isinstance(p.get(k), str) and p[k]), None
-    )
-    code = next((p["error_code"] for p in places if isinstance(p.get("error_code"), int)), None)
-    if text is None:
-        return None if code is None else f"error_code {code}"
-    return text if code is None or code == 429 else f"{text} (error_code {code})"
-
-
-def upstream_message(response: httpx.Response) -> str:
-    """A short, one-line description of an error answer (not yet redacted)."""
-    if not response.content:
-        return response.reason_phrase or "empty body"
-    if _is_html(response):
-        return _html_summary(response)
-    try:
-        message = _json_message(response.json())
-    except ValueError:
-        message = None
-    return _squash(message if message is not None else response.text)
+def _body(response: httpx.Response) -> tuple[AsyncIterator[bytes], Callable[[bytes], bytes]]:
+    """`response`'s body as it comes, and how to decode each chunk of it."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if response.is_stream_consumed:  # answered from memory (httpx.MockTransport): decoded
+        return response.aiter_bytes(), bytes
+    if encoding in ("", "identity"):
+        return response.aiter_raw(), bytes
+    if encoding in ("gzip", "x-gzip", "deflate"):  # a gzip or zlib header, told apart by zlib
+        return response.aiter_raw(_INFLATE_STEP), zlib.decompressobj(zlib.MAX_WBITS | 32).decompress
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
 class HttpClient:
@@ -168,6 +143,7 @@ class HttpClient:
     :param params: query parameters sent with every request (e.g. a ``token``).
     :param secrets: strings that must never appear in a message (the API key).
     :param is_rate_limited: which non-2xx answers mean "too many requests" (default: 429).
+    :param max_body_bytes: the largest good answer, decompressed; a larger one fails the job.
     """
 
     def __init__(
@@ -181,17 +157,20 @@ class HttpClient:
         secrets: Iterable[str | None] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         is_rate_limited: RateLimitTest = _is_429,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.source = source
         self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
         self._secrets = tuple(s for s in secrets if s)
         self._is_rate_limited = is_rate_limited
         self._log = get_logger(f"source:{source}")
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+            headers={**_HEADERS, **(headers or {})},
             params=dict(params or {}),
-            timeout=timeout_s,
+            # A dead host (DNS, SYN) is known sooner than a slow answer: connecting gets less.
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
             transport=transport,
             follow_redirects=False,
         )
@@ -207,6 +186,11 @@ class HttpClient:
     def redact(self, text: str) -> str:
         """`text` without this client's secrets (see `redact`)."""
         return redact(text, self._secrets)
+
+    def _say(self, text: str) -> str:
+        """The one way text becomes part of an error: one line, redacted, *then* cut (only
+        its first `_SCAN_MAX` characters are read, cut with the mark `redact` knows)."""
+        return _squash(self.redact(_squash(text, _SCAN_MAX)))
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET `path` and return its decoded JSON; raises per the module's table."""
@@ -232,19 +216,18 @@ class HttpClient:
         started = time.perf_counter()
         try:
             with outgoing():
-                response = await self._client.request(
+                async with self._client.stream(
                     method,
                     path,
                     params=dict(params) if params else None,
                     json=json_body,
                     extensions={"trace": _trace},
-                )
+                ) as streamed:
+                    response = await self._read(streamed, what)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, what) from None
         except httpx.InvalidURL as exc:
-            raise PermanentError(
-                self.source, self.redact(f"invalid URL for {what}: {exc}")
-            ) from None
+            raise PermanentError(self.source, self._say(f"invalid URL for {what}: {exc}")) from None
         self._log.debug(
             "%s -> %d in %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1e3
         )
@@ -255,27 +238,57 @@ class HttpClient:
             notify_exhausted(reset_in)
         return self._decode(response, what)
 
+    async def _read(self, response: httpx.Response, what: str) -> httpx.Response:
+        """`response` with its body read, decoded and bounded: a good answer's up to
+        `max_body_bytes` (more fails the job), an error answer's to `_ERROR_BODY_MAX`."""
+        good = response.is_success
+        limit = self.max_body_bytes if good else min(self.max_body_bytes, _ERROR_BODY_MAX)
+        body = bytearray()
+        try:
+            chunks, decode = _body(response)
+            async for raw in chunks:
+                body += decode(raw)
+                if len(body) > limit:
+                    break
+        except (zlib.error, ValueError) as exc:
+            undecodable = f"undecodable answer to {what}: {exc}"
+            raise BadResponse(self.source, self._say(undecodable)) from None
+        if len(body) > limit and good:
+            too_large = f"{what}: answer larger than {_size(limit)} (limit MAX_RESPONSE_BYTES)"
+            raise BadResponse(self.source, self._say(too_large))
+        del body[limit:]
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _BODY_HEADERS]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=bytes(body),
+            request=response.request,
+            extensions=response.extensions,
+        )
+
     def _transport_error(self, exc: httpx.HTTPError, what: str) -> SourceError:
         kind = type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             return TransientError(
                 self.source,
-                f"timed out ({kind}) after {self.timeout_s:g} s: {what}",
+                self._say(f"timed out ({kind}) after {self.timeout_s:g} s: {what}"),
                 timed_out=True,
+                unreachable=isinstance(exc, httpx.ConnectTimeout),
             )
         if isinstance(exc, httpx.UnsupportedProtocol):
-            return PermanentError(self.source, self.redact(f"unsupported URL for {what}: {exc}"))
-        if isinstance(exc, httpx.DecodingError):
-            return BadResponse(self.source, self.redact(f"undecodable answer to {what}: {exc}"))
-        detail = f": {_squash(str(exc))}" if str(exc) else ""
-        return TransientError(self.source, self.redact(f"{kind} on {what}{detail}"))
+            return PermanentError(self.source, self._say(f"unsupported URL for {what}: {exc}"))
+        detail = f" ({self._client.base_url.host}): {exc}" if str(exc) else ""
+        unreachable = isinstance(exc, httpx.ConnectError)  # refused, DNS, TLS: never sent
+        return TransientError(
+            self.source, self._say(f"{kind} on {what}{detail}"), unreachable=unreachable
+        )
 
     def _status_error(self, response: httpx.Response) -> SourceError:
         status = response.status_code
-        message = self.redact(upstream_message(response))
+        message = self._say(upstream_message(response))
         if self._is_rate_limited(status, message):
             hint = parse_retry_after(response.headers)
-            if hint is None and response.content and not _is_html(response):
+            if hint is None and response.content and not is_html(response):
                 hint = parse_body_retry_after(response.text)
             return RateLimited(self.source, hint, f"HTTP {status}: {message}")
         retry_after = (
@@ -288,14 +301,15 @@ class HttpClient:
         return ClientError(self.source, status, message)
 
     def _decode(self, response: httpx.Response, what: str) -> Any:
-        if _is_html(response):
-            raise BadResponse(self.source, f"{what}: {_html_summary(response)} instead of JSON")
+        if is_html(response):
+            page = html_summary(response)
+            raise BadResponse(self.source, self._say(f"{what}: {page} instead of JSON"))
         try:
             return json.loads(response.content)
+        except RecursionError:
+            raise BadResponse(self.source, self._say(f"{what}: JSON nested too deeply")) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise BadResponse(
-                self.source, f"{what}: malformed JSON ({_squash(str(exc))})"
-            ) from None
+            raise BadResponse(self.source, self._say(f"{what}: malformed JSON ({exc})")) from None
 
 
 async def _trace(event: str, info: Mapping[str, Any]) -> None:
@@ -327,6 +341,7 @@ class HttpSource(Source):
             secrets=[self.options.api_key],
             transport=self.options.transport,
             is_rate_limited=self.is_rate_limited,
+            max_body_bytes=self.options.max_body_bytes,
         )
 
     @classmethod
@@ -350,6 +365,10 @@ class HttpSource(Source):
     def is_rate_limited(self, status: int, message: str) -> bool:
         """Whether a non-2xx answer means "too many requests" (default: HTTP 429)."""
         return status == 429
+
+    def redact(self, text: str) -> str:
+        """`text` without this source's key (its client's secrets) or other secrets."""
+        return self.http.redact(text)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["DEFAULT_TIMEOUT_S", "HttpOptions"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "HttpOptions"]
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,11 @@ class HttpOptions:
     :ivar api_key: ``<SRC>_API_KEY``; never shown in a repr.
     :ivar timeout_s: timeout of one request (``HTTP_TIMEOUT_SECONDS``).
     :ivar transport: an httpx transport to use instead of the network (tests).
+    :ivar max_body_bytes: the largest answer accepted, decompressed (``MAX_RESPONSE_BYTES``).
     """
 
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     transport: httpx.AsyncBaseTransport | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

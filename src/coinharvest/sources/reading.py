@@ -12,6 +12,9 @@ Numbers may come as JSON numbers or as numeric strings (``"205123456"``, ``"6.3e
 ``decimals`` scales base units (wei, satoshi, raw) to whole coins without losing precision
 before the division. Non-finite numbers (``NaN``, ``Infinity``) are not numbers here.
 
+A note quotes an unusable value cut to 40 characters (with ``...``); the value may be the API
+key echoed by the upstream, so the engine passes every note through `Source.redact`.
+
 Example::
 
     reading = Reading("blockchair", "/stats.data.ethereum.data")
@@ -31,15 +34,9 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from coinharvest.models import CoinAnswer, Confidence, Observation
+from coinharvest.sources.fields import shown
 
 __all__ = ["Reading", "decimal_sum", "to_number"]
-
-_SHOWN = 40  # characters of an offending value quoted in a note
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def to_number(value: Any) -> Decimal | None:
@@ -134,14 +131,14 @@ class Reading:
             return None
         number = to_number(raw)
         if number is None:
-            self.drop(metric, f"{key} is not a finite number: {_show(raw)}")
+            self.drop(metric, f"{key} is not a finite number: {shown(raw)}")
             return None
         if number in unknown:
-            self.drop(metric, f"{key} = {_show(raw)} means unknown at {self.source}")
+            self.drop(metric, f"{key} = {shown(raw)} means unknown at {self.source}")
             return None
         value = _as_float(number, decimals)
         if value is None:
-            self.drop(metric, f"{key} is out of range: {_show(raw)}")
+            self.drop(metric, f"{key} is out of range: {shown(raw)}")
             return None
         if estimated:
             confidence = Confidence.LOW

@@ -200,7 +200,13 @@ def _options(
 ) -> HttpOptions:
     overrides = settings.source(name)
     base_url = (base_urls or {}).get(name) or overrides.base_url
-    return HttpOptions(base_url, overrides.api_key, settings.http_timeout_seconds, transport)
+    return HttpOptions(
+        base_url,
+        overrides.api_key,
+        settings.http_timeout_seconds,
+        transport,
+        max_body_bytes=settings.max_response_bytes,
+    )
 
 
 def _build(cls: type[Source], settings: Settings, options: HttpOptions) -> Source:

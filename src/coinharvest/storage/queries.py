@@ -173,7 +173,10 @@ async def run_detail(db: AsyncEngine, run_id: str) -> RunDetail | None:
         async with db.connect() as conn:
             found = list(
                 await conn.execute(
-                    select(*_cols(runs, RunRow)).where(runs.c.run_id.startswith(run_id)).limit(2)
+                    select(*_cols(runs, RunRow))
+                    # autoescape: "%", "_" and the escape character "/" are literal
+                    .where(runs.c.run_id.startswith(run_id, autoescape=True))
+                    .limit(2)
                 )
             )
             exact = [r for r in found if r.run_id == run_id]

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from coinharvest.errors import StoreError
 from coinharvest.logs import get_logger
-from coinharvest.models import Coin, CoinResult, RunStatus, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, RunStatus, RunSummary
 from coinharvest.storage import writes
 from coinharvest.storage.database import open_database
 from coinharvest.storage.failures import describe, is_transient, translate
@@ -89,6 +89,8 @@ class _RunBook:
     row_written: bool = False
     #: symbol → (result, last error) of coins that could not be written yet.
     unsaved: dict[str, tuple[CoinResult, str]] = field(default_factory=dict)
+    #: (job id, attempt) → job attempts to write with the next coin.
+    pending_jobs: dict[tuple[int, int], JobRecord] = field(default_factory=dict)
 
 
 class Store:
@@ -193,6 +195,13 @@ class Store:
         )
         book.row_written = True
 
+    async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
+        """Keep the job attempts for the next coin's transaction (no write of their own), so
+        an interrupted run's timeline is stored up to its last stored coin."""
+        pending = self._book(run_id).pending_jobs
+        for job in jobs:
+            pending[(job.job_id, job.attempt)] = job
+
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """Write the coin whole, retrying; on final failure keep it for the end and raise."""
         book = self._book(run_id)
@@ -256,14 +265,21 @@ class Store:
     async def _write_coin(self, book: _RunBook, result: CoinResult) -> None:
         run_id = book.start.run_id
 
+        jobs = list(book.pending_jobs.values())
+        states = [(job.ended_s, job.status) for job in jobs]
+
         async def write(conn: AsyncConnection) -> None:
             if not book.row_written:  # the start was lost: the coin must not be
                 await writes.insert_run(conn, book.start)
             await writes.write_coin(conn, run_id, result, datetime.now(UTC))
+            await writes.write_jobs(conn, run_id, jobs)
 
         await self._write(f"storing {result.symbol} of run {run_id}", write)
         book.row_written = True
         book.unsaved.pop(result.symbol, None)
+        for job, state in zip(jobs, states, strict=True):
+            if (job.ended_s, job.status) == state:  # unchanged since it was written
+                book.pending_jobs.pop((job.job_id, job.attempt), None)
 
     async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[None]]) -> None:
         """Run `body` in one transaction through the gate, retried per `policy`.

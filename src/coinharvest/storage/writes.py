@@ -26,6 +26,7 @@ from coinharvest.models import (
     CoinResult,
     CoinStatus,
     JobRecord,
+    JobStatus,
     Observation,
     RunStatus,
     RunSummary,
@@ -222,7 +223,8 @@ async def running_runs(conn: AsyncConnection) -> Mapping[str, tuple[str | None, 
 
 
 async def interrupt_runs(conn: AsyncConnection, run_ids: Sequence[str], reason: str) -> None:
-    """Mark `run_ids` ``interrupted``, with their coin totals counted from what was stored."""
+    """Mark `run_ids` ``interrupted``, with their coin and request totals counted from what
+    was stored (coins, and the job timeline written with them)."""
     if not run_ids:
         return
 
@@ -233,6 +235,14 @@ async def interrupt_runs(conn: AsyncConnection, run_ids: Sequence[str], reason: 
             .scalar_subquery()
         )
 
+    def attempts(*statuses: JobStatus) -> Any:
+        query = select(func.count()).where(
+            job_events.c.run_id == runs.c.run_id, job_events.c.started_s.is_not(None)
+        )
+        if statuses:
+            query = query.where(job_events.c.status.in_([s.value for s in statuses]))
+        return query.scalar_subquery()
+
     await conn.execute(
         update(runs)
         .where(runs.c.run_id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
@@ -241,6 +251,10 @@ async def interrupt_runs(conn: AsyncConnection, run_ids: Sequence[str], reason: 
             coins_ok=count(CoinStatus.OK),
             coins_failed=count(CoinStatus.FAILED),
             coins_deferred=count(CoinStatus.DEFERRED),
+            # Requests as far as the stored timeline goes (written with each coin).
+            requests=attempts(),
+            rate_limited=attempts(JobStatus.RATE_LIMITED),
+            retries=attempts(JobStatus.RATE_LIMITED, JobStatus.RETRIED),
             error=func.coalesce(runs.c.error, reason),
         )
     )

@@ -95,6 +95,12 @@ function renderHealth(health) {
     el("span", { class: `pill ${health.database === "reachable" ? "good" : "bad"}`, text: `database ${health.database}` }),
   ];
   if (last) pills.push(el("span", { class: "pill", text: `last run ${last.status} · ${fmtTime(last.started_at)}` }));
+  // A source whose circuit breaker is not closed: its connections keep failing.
+  for (const [source, circuit] of Object.entries(health.sources || {})) {
+    if (circuit === "closed") continue;
+    const text = circuit === "open" ? `${source}: unreachable (circuit open)` : `${source}: probing`;
+    pills.push(el("span", { class: `pill ${circuit === "open" ? "bad" : "warn"}`, text, "data-source": source }));
+  }
   box.replaceChildren(...pills);
 }
 

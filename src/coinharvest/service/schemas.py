@@ -1,0 +1,146 @@
+"""The shapes of the HTTP API in its OpenAPI document: path and query parameters (with the
+patterns that validate them) and the response models. The routes are in `api`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query
+from fastapi import Path as PathParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, StringConstraints
+
+from coinharvest.service.metrics import CircuitState
+from coinharvest.storage.queries import CoinRow, HistoryPoint, JobRow, LatestValue, RunRow
+
+__all__ = [
+    "AGE_PATTERN",
+    "BearerToken",
+    "CoinOut",
+    "CoinsOut",
+    "ErrorOut",
+    "Health",
+    "HistoryOut",
+    "LatestOut",
+    "RunDetailOut",
+    "RunId",
+    "RunStarted",
+    "RunsOut",
+    "SchedulerState",
+    "Since",
+    "Symbol",
+    "SymbolItem",
+]
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+Symbol = Annotated[str, PathParam(pattern=SYMBOL_PATTERN, description="e.g. BTC")]
+RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="id or prefix")]
+#: What ``?since=`` takes (`parse_since`): an age or an ISO date or date-time. Its syntax is
+#: checked by `SINCE_PATTERN` (then `parse_since` may still refuse, e.g. ``1000000d`` or
+#: month 13: a 422 too); the OpenAPI document shows `SINCE_SCHEMA`, the forms that always
+#: work: an age in `AGE_PATTERN` (at most ~270 years), an RFC 3339 date or date-time.
+AGE_PATTERN = r"^(\d{1,5}(\.\d{1,6})?d|\d{1,6}(\.\d{1,6})?h|\d{1,7}(\.\d{1,6})?m)$"
+SINCE_PATTERN = (
+    r"^(\d{1,9}(\.\d{1,6})?[dhm]"
+    r"|\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?)?)$"
+)
+SINCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": AGE_PATTERN, "description": "age: 7d, 12h, 30m"},
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+Since = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        pattern=SINCE_PATTERN,
+        description="An age (7d, 12h, 30m: digits and d, h or m) or an ISO 8601 date or "
+        "date-time (2026-11-01, 2026-11-01T10:00Z; UTC unless an offset is given). "
+        "An age reaching before year 1 is a 422.",
+        json_schema_extra=SINCE_SCHEMA,
+    ),
+]
+SymbolItem = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
+#: ``POST /api/runs``'s token, declared in the OpenAPI document as an HTTP bearer scheme; None
+#: when missing or not "Bearer" (the route answers its own 401).
+BearerToken = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            description="COINHARVEST_API_TOKEN, sent as `Authorization: Bearer <token>`",
+        )
+    ),
+]
+SchedulerState = Literal["starting", "running", "idle", "stopping", "dead", "not running"]
+
+
+class Health(BaseModel):
+    """``status`` is ``ok`` (HTTP 200) or ``unhealthy`` (HTTP 503).
+
+    ``scheduler``: ``starting``; ``running`` (a run is going); ``idle`` (waiting for the next
+    tick); ``stopping`` (after SIGINT/SIGTERM); ``dead`` (the loop ended by an error: 503);
+    ``not running`` (``coinharvest serve``, no scheduler: fine).
+    """
+
+    status: Literal["ok", "unhealthy"]
+    version: str
+    scheduler: SchedulerState
+    scheduler_alive: bool
+    database: Literal["reachable", "unreachable"]
+    database_error: str | None = None
+    last_run: RunRow | None = None
+    ticks: int | None = None
+    skipped_ticks: int | None = None
+    sources: dict[str, CircuitState] = Field(
+        default_factory=dict,
+        description="Each source's circuit breaker: closed (in use), open (its connections "
+        "keep failing: nothing is sent until a probe), half_open (probing).",
+    )
+
+
+class CoinOut(BaseModel):
+    """A configured coin: its id per source and its fallback chains."""
+
+    symbol: str
+    name: str
+    priority: int
+    ids: dict[str, str]
+    chains: list[list[str]]
+
+
+class CoinsOut(BaseModel):
+    coins: list[CoinOut]
+
+
+class LatestOut(BaseModel):
+    values: list[LatestValue]
+
+
+class HistoryOut(BaseModel):
+    symbol: str
+    metric: str
+    points: list[HistoryPoint]
+
+
+class RunsOut(BaseModel):
+    runs: list[RunRow]
+
+
+class RunDetailOut(BaseModel):
+    run: RunRow
+    coins: list[CoinRow]
+    jobs: list[JobRow]
+
+
+class RunStarted(BaseModel):
+    run_id: str | None
+    status: Literal["started"]
+    href: str | None
+
+
+class ErrorOut(BaseModel):
+    error: str
+    status: int

@@ -1,0 +1,75 @@
+"""Schemathesis against the service's own OpenAPI document, in process (ASGI, no network).
+
+Every operation of ``/openapi.json`` (``POST /api/runs`` included: a token and a scheduler
+over a simulated source) gets generated requests, valid and invalid, and every answer is
+checked: no 5xx, a documented status, content type and body shape, valid data accepted,
+invalid data refused, the bearer token enforced. Bounded: a few examples per operation and
+no deadline per example, a few seconds in all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from coinharvest.coins import load_coins
+from coinharvest.engine import Engine
+from coinharvest.engine.hooks import MemorySink
+from coinharvest.models import Coin
+from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.app import RunTracker
+from coinharvest.service.metrics import Metrics
+from coinharvest.service.scheduler import Scheduler
+from coinharvest.sources.simulated import SimulatedSource
+
+from .conftest import TOKEN, Filled
+
+#: Examples per operation; with the coverage phase's own cases, ~15 s for the whole API.
+#: ``COINHARVEST_FUZZ_EXAMPLES=1000`` for a deeper look.
+EXAMPLES = int(os.environ.get("COINHARVEST_FUZZ_EXAMPLES") or 40)
+#: schemathesis' in-process client sends this ``Host``.
+TEST_HOST = "testserver"
+
+
+@pytest.fixture(scope="module")
+def api_schema(filled: Filled) -> schemathesis.BaseSchema:
+    """The app over the filled database, with a scheduler and a token, as a loaded schema.
+
+    The engine connects lazily, in schemathesis' own event loop thread (no pool: nothing
+    outlives a request).
+    """
+    db = create_async_engine(filled.url, poolclass=NullPool)
+    source = SimulatedSource("sim", default_latency=0.01)
+    tracker = RunTracker(MemorySink())
+    coin = Coin("AAA", "Coin A", {"sim": "a"}, (("sim",),))
+    sched = Scheduler(Engine({"sim": source}, sink=tracker), lambda: [coin], interval_s=3600)
+    coins = load_coins()
+    state = ServiceState(
+        db=db,
+        metrics=Metrics(["sim"]),
+        coins=lambda: coins,
+        scheduler=sched,
+        api_token=TOKEN,
+        started_run=tracker.next_run_id,
+    )
+    app = create_app(state, trusted_hosts=["localhost", TEST_HOST])
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_the_api_keeps_its_openapi_promises(case: schemathesis.Case[Any]) -> None:
+    case.call_and_validate()
