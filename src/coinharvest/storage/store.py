@@ -196,8 +196,8 @@ class Store:
         book.row_written = True
 
     async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
-        """Keep the job attempts for the next coin's transaction (no write of their own), so
-        an interrupted run's timeline is stored up to its last stored coin."""
+        """Keep the job attempts for the transactions of the coins they concern (no write of
+        their own), so an interrupted run's timeline is stored with its stored coins."""
         pending = self._book(run_id).pending_jobs
         for job in jobs:
             pending[(job.job_id, job.attempt)] = job
@@ -265,7 +265,9 @@ class Store:
     async def _write_coin(self, book: _RunBook, result: CoinResult) -> None:
         run_id = book.start.run_id
 
-        jobs = list(book.pending_jobs.values())
+        # This coin's job attempts go in its transaction (another coin's never: a row that
+        # cannot be written must not take an unrelated coin down with it).
+        jobs = [job for job in book.pending_jobs.values() if result.symbol in job.symbols]
         states = [(job.ended_s, job.status) for job in jobs]
 
         async def write(conn: AsyncConnection) -> None:
