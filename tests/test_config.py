@@ -191,7 +191,7 @@ def test_a_given_mapping_hides_os_environ(monkeypatch: pytest.MonkeyPatch) -> No
 # --- bad values: one line, naming variable, value and what is allowed ----------------------
 
 CONCURRENCY = "must be an integer from 1 to 1000"
-INTERVAL = "must be a number > 0 and ≤ 10080 (7 days)"
+INTERVAL = "must be a number from 0.01 to 10080 (0.6 s to 7 days)"
 DELAY = "must be a number from 0 to 600000"
 RETRIES = "must be an integer from 0 to 20"
 SOURCE_CONCURRENCY = "must be an integer from 1 to 100"
@@ -210,6 +210,7 @@ BAD_VALUES = [
     ("COLLECTION_INTERVAL_MINUTES", "hourly", INTERVAL),
     ("COLLECTION_INTERVAL_MINUTES", "inf", INTERVAL),
     ("COLLECTION_INTERVAL_MINUTES", "nan", INTERVAL),
+    ("COLLECTION_INTERVAL_MINUTES", "1e-300", INTERVAL),  # would spin the scheduler
     ("DELAY_BETWEEN_COINS_MS", "-1", DELAY),
     ("DELAY_BETWEEN_COINS_MS", "5s", DELAY),
     ("HTTP_TIMEOUT_SECONDS", "0", "must be a number > 0 and ≤ 600"),
@@ -495,3 +496,11 @@ def test_cli_bad_value_exits_2_with_one_line(tmp_path: Path, name: str, value: s
 def _is_our_variable(name: str) -> bool:
     upper = name.upper()
     return upper in {field.upper() for field in Settings.model_fields} or upper == "NANO_RPC_URL"
+
+
+def test_an_api_key_with_a_trailing_newline_is_refused_without_showing_it() -> None:
+    secret = "SECRET-key-0123456789\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings({"COINGECKO_API_KEY": secret}, None)
+    assert str(info.value).startswith("COINGECKO_API_KEY='***' is invalid")
+    assert "SECRET" not in str(info.value) and "trailing newline" in str(info.value)

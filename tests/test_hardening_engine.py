@@ -163,3 +163,24 @@ def test_an_error_raised_with_the_key_is_redacted_in_the_record() -> None:
     summary = run_virtual(_engine(bad).run([coin("A", "bad")]))
     assert KEY not in (summary.results[0].error or "")
     assert KEY not in (summary.jobs[0].error or "")
+
+
+def test_a_connection_that_never_reached_the_upstream_costs_no_spacing() -> None:
+    """A dead source with a 10 s spacing: its three failed tries go out at the back-off's
+    pace, not 10 s apart (the upstream never saw them), and the run ends in seconds."""
+    refused = TransientError("dead", "ConnectError: refused", unreachable=True)
+    dead = Scripted("dead", [refused], latency=0.001)
+    dead.default_limits = SourceLimits(max_concurrency=1, min_interval_s=10.0)
+    summary = run_virtual(_engine(dead, breaker_failures=3).run([coin("A", "dead")]))
+    assert dead.calls == 3 and summary.results[0].status is CoinStatus.FAILED
+    assert summary.duration_s < 10.0  # was 2 × 10 s of spacing before
+
+
+def test_a_deferred_job_does_not_overwrite_the_attempt_it_followed() -> None:
+    slow = Scripted("slow", [RateLimited("slow", 60.0)])
+
+    async def go() -> list[tuple[int, str]]:
+        summary = await _engine(slow).run([coin("A", "slow")], deadline_s=5.0)
+        return [(j.attempt, j.status.value) for j in summary.jobs]
+
+    assert run_virtual(go()) == [(1, "rate_limited"), (2, "deferred")]

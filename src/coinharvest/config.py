@@ -41,6 +41,7 @@ from pydantic_settings import (
 from coinharvest.errors import ConfigError
 from coinharvest.models import SourceLimits
 from coinharvest.settings_types import (
+    ApiKey,
     BatchSize,
     BreakerFailures,
     CoingeckoPlan,
@@ -206,35 +207,35 @@ class Settings(BaseSettings):
     #: Bearer token for ``POST /api/runs``; unset = that endpoint does not exist.
     coinharvest_api_token: Token | None = None
 
-    coingecko_api_key: SecretStr | None = None
+    coingecko_api_key: ApiKey | None = None
     coingecko_base_url: Url | None = None
     max_coingecko_concurrency: SourceConcurrency | None = None
     coingecko_min_interval_ms: MinIntervalMs | None = None
     coingecko_rate_limit_per_minute: RatePerMinute | None = None
     coingecko_batch_size: BatchSize | None = None
 
-    threexpl_api_key: SecretStr | None = None
+    threexpl_api_key: ApiKey | None = None
     threexpl_base_url: Url | None = None
     max_threexpl_concurrency: SourceConcurrency | None = None
     threexpl_min_interval_ms: MinIntervalMs | None = None
     threexpl_rate_limit_per_minute: RatePerMinute | None = None
     threexpl_batch_size: BatchSize | None = None
 
-    blockchair_api_key: SecretStr | None = None
+    blockchair_api_key: ApiKey | None = None
     blockchair_base_url: Url | None = None
     max_blockchair_concurrency: SourceConcurrency | None = None
     blockchair_min_interval_ms: MinIntervalMs | None = None
     blockchair_rate_limit_per_minute: RatePerMinute | None = None
     blockchair_batch_size: BatchSize | None = None
 
-    nearblocks_api_key: SecretStr | None = None
+    nearblocks_api_key: ApiKey | None = None
     nearblocks_base_url: Url | None = None
     max_nearblocks_concurrency: SourceConcurrency | None = None
     nearblocks_min_interval_ms: MinIntervalMs | None = None
     nearblocks_rate_limit_per_minute: RatePerMinute | None = None
     nearblocks_batch_size: BatchSize | None = None
 
-    nano_api_key: SecretStr | None = None
+    nano_api_key: ApiKey | None = None
     #: NANO_BASE_URL, or its alias NANO_RPC_URL (NANO_BASE_URL wins if both are set).
     nano_base_url: Url | None = Field(
         default=None, validation_alias=AliasChoices("nano_base_url", "nano_rpc_url")

@@ -2,8 +2,8 @@
 
 Namespaces are short, colon-separated names: ``engine``, ``limiter``, ``scheduler``,
 ``scheduler:tick``, ``source:coingecko``, ``store``, ``cli``. Namespace ``a:b`` is the stdlib
-logger ``coinharvest.a.b``, so ``logging.getLogger(__name__)`` in ``coinharvest/engine.py`` is
-namespace ``engine``.
+logger ``coinharvest.a.b``, so ``logging.getLogger(__name__)`` in ``coinharvest/engine/run.py``
+is namespace ``engine:run``.
 
 ``DEBUG`` holds comma-separated patterns, as in the npm ``debug`` package:
 

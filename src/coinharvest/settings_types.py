@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 
 __all__ = [
     "Allowed",
+    "ApiKey",
     "BatchSize",
     "BreakerFailures",
     "CoingeckoPlan",
@@ -87,7 +88,9 @@ ResponseBytes = Annotated[
     int, Field(ge=1024, le=1 << 30), Allowed("an integer from 1024 to 1073741824 (1 GiB)")
 ]
 IntervalMinutes = Annotated[
-    float, Field(gt=0, le=10_080, allow_inf_nan=False), Allowed("a number > 0 and ≤ 10080 (7 days)")
+    float,
+    Field(ge=0.01, le=10_080, allow_inf_nan=False),
+    Allowed("a number from 0.01 to 10080 (0.6 s to 7 days)"),
 ]
 RunMinutes = Annotated[
     float, Field(gt=0, le=1440, allow_inf_nan=False), Allowed("a number > 0 and ≤ 1440 (1 day)")
@@ -117,6 +120,22 @@ Url = Annotated[str, Field(pattern=r"^https?://\S+$"), Allowed("an http:// or ht
 Port = Annotated[int, Field(ge=0, le=65535), Allowed("an integer from 0 to 65535")]
 Host = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+$"), Allowed("a host name or an IP address")
+]
+
+
+def _check_key(value: SecretStr) -> SecretStr:
+    # A key read from a file often ends in a newline: sent as a header it breaks the
+    # request, and the HTTP library's error would quote it (escaped, past any redaction).
+    if not re.fullmatch(r"[!-~]+", value.get_secret_value()):
+        raise ValueError("an API key with spaces or control characters")
+    return value
+
+
+#: An upstream API key: printable characters only (the message never shows the key).
+ApiKey = Annotated[
+    SecretStr,
+    AfterValidator(_check_key),
+    Allowed("printable characters without spaces or line breaks (check for a trailing newline)"),
 ]
 
 

@@ -229,6 +229,10 @@ def test_redact_covers_secret_query_parameters() -> None:
         "GET /?from=all&token=***&key=***&x_cg_demo_api_key=***&api_key=***&monkey=ok"
     )
     assert redact("bearer sekrit here", ["sekrit"]) == "bearer *** here"
+    others = "/x?access_token=a&password=b&client-secret=c&sig=d&Authorization=e&page=2"
+    assert redact(others) == (
+        "/x?access_token=***&password=***&client-secret=***&sig=***&Authorization=***&page=2"
+    )
 
 
 def test_client_repr_hides_the_key() -> None:

@@ -91,13 +91,16 @@ class RunBook:
         return changed
 
     def job_deferred(self, job: Job, reason: str, now: float) -> None:
-        """A queued job will not start in this run: its coins' chains end deferred."""
+        """A queued job will not start in this run: its coins' chains end deferred.
+
+        Recorded as the attempt it did not make (``attempts + 1``), beside those it made.
+        """
         self._record(
             JobRecord(
                 job.id,
                 job.source,
                 job.symbols,
-                job.attempts,
+                job.attempts + 1,
                 job.queued_at - self.t0,
                 None,
                 now - self.t0,

@@ -27,7 +27,7 @@ from coinharvest.models import JobRecord
 from coinharvest.sources.base import FetchResult
 from coinharvest.sources.sending import on_wire
 
-__all__ = ["Outcome", "execute", "outcome_label"]
+__all__ = ["Outcome", "execute", "outcome_label", "warn_if_capped"]
 
 log = get_logger("engine")
 llog = get_logger("limiter")
@@ -106,6 +106,7 @@ async def _wire_gate(parts: RunParts, limiter: SourceLimiter) -> None:
 def _quota_spent(parts: RunParts, limiter: SourceLimiter, seconds: float) -> None:
     """A good answer said the source's quota is spent: pause it until the reset (at most
     ``MAX_COOLDOWN_SECONDS``: a monthly quota must not stop a service for weeks)."""
+    warn_if_capped(limiter.name, seconds, parts.retry.max_pause_s)
     seconds = parts.retry.server_wait(seconds) or 0.0
     limiter.cool_down(parts.clock() + seconds)
     llog.debug("%s: quota spent, cooling down %.3f s %r", limiter.name, seconds, limiter)
@@ -114,6 +115,17 @@ def _quota_spent(parts: RunParts, limiter: SourceLimiter, seconds: float) -> Non
         limiter.name,
         seconds,
     )
+
+
+def warn_if_capped(source: str, asked_s: float | None, cap_s: float) -> None:
+    """Log that a server asked for a longer pause than ``MAX_COOLDOWN_SECONDS`` allows."""
+    if asked_s is not None and not asked_s <= cap_s:  # NaN and inf included
+        log.warning(
+            "%s asked for a %g s pause; capped at %g s (MAX_COOLDOWN_SECONDS)",
+            source,
+            asked_s,
+            cap_s,
+        )
 
 
 def outcome_label(outcome: Outcome | None) -> str:

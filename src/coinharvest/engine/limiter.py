@@ -59,6 +59,7 @@ class SourceLimiter:
         "_clock",
         "_last_sent",
         "_last_start",
+        "_previous_start",
         "_starts",
         "cooldown_until",
         "in_flight",
@@ -79,6 +80,7 @@ class SourceLimiter:
         self.in_flight = 0
         self.cooldown_until = float("-inf")
         self._last_start: float | None = None
+        self._previous_start: float | None = None  # the start before the last (`forget`)
         # When the last request of this source was seen going on the wire (`sent`).
         self._last_sent = float("-inf")
         # Start times inside the current window, sorted (the sliding log; at most N entries).
@@ -120,7 +122,7 @@ class SourceLimiter:
         if at is None or at > now:
             return False
         self.in_flight += 1
-        self._last_start = now
+        self._previous_start, self._last_start = self._last_start, now
         if self.limits.rate_per_window is not None:
             bisect.insort(self._starts, now)
         return True
@@ -146,6 +148,16 @@ class SourceLimiter:
         if i < len(self._starts) and self._starts[i] == started:
             del self._starts[i]
             bisect.insort(self._starts, sent)
+
+    def forget(self, started: float) -> None:
+        """A request committed at `started` never reached the upstream (no connection could
+        be made): it counts against neither the spacing nor the window, so trying again
+        (and finding the source dead) costs no spacing."""
+        i = bisect.bisect_left(self._starts, started)
+        if i < len(self._starts) and self._starts[i] == started:
+            del self._starts[i]
+        if self._last_start == started:
+            self._last_start = self._previous_start
 
     def send_at(self, now: float) -> float:
         """Earliest time a started request may put its headers on the wire.

@@ -19,7 +19,7 @@ from datetime import datetime
 from coinharvest.engine.access import SourceAccess
 from coinharvest.engine.book import RunBook
 from coinharvest.engine.dispatch import Dispatcher
-from coinharvest.engine.execution import Outcome, execute
+from coinharvest.engine.execution import Outcome, execute, warn_if_capped
 from coinharvest.engine.lane import Job, Lane
 from coinharvest.engine.parts import RunParts
 from coinharvest.errors import Blocked, RateLimited, TransientError
@@ -185,11 +185,14 @@ class Run:
             return
         text = self.parts.sources[job.source].redact(str(outcome))
         record.status, record.error = JobStatus.FAILED, text
+        if isinstance(outcome, TransientError) and outcome.unreachable:
+            lane.limiter.forget(job.started_at)  # the upstream never saw it
         if self.access.answered(job.source, outcome, now, text):
             self._stop_source(lane, job, text, self.access.refusal(job.source, now) or text)
         elif isinstance(outcome, RateLimited):
             self._rate_limited(lane, job, record, outcome, now)
         elif isinstance(outcome, TransientError):
+            warn_if_capped(job.source, outcome.retry_after, self.parts.retry.max_pause_s)
             wait = self.parts.retry.transient_wait(job.attempts, outcome.retry_after)
             self._retry(lane, job, record, text, now, JobStatus.RETRIED, wait)
         elif isinstance(outcome, Blocked):
@@ -208,13 +211,7 @@ class Run:
         wait = policy.rate_limited_wait(
             job.attempts, error.retry_after, lane.limiter.limits.min_interval_s
         )
-        if error.retry_after is not None and error.retry_after > policy.max_pause_s:
-            log.warning(
-                "%s asked for a %g s pause; capped at %g s (MAX_COOLDOWN_SECONDS)",
-                job.source,
-                error.retry_after,
-                policy.max_pause_s,
-            )
+        warn_if_capped(job.source, error.retry_after, policy.max_pause_s)
         lane.limiter.cool_down(now + wait)
         llog.debug("%s: cooling down %.3f s %r", job.source, wait, lane.limiter)
         log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)

@@ -154,6 +154,7 @@ class Scheduler:
     async def _sleep_until(self, when: float) -> None:
         delay = when - self.clock()
         if delay <= 0:
+            await asyncio.sleep(0)  # late already: still let the loop run (signals, runs)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=delay)

@@ -65,8 +65,11 @@ FetchResult = Mapping[str, CoinOutcome]
 
 #: What a secret is replaced with.
 REDACTED = "***"
+#: A query parameter whose name says it holds a secret (``token=``, ``access_token=``,
+#: ``api_key=``, ``x_cg_demo_api_key=``, ``password=``, ``secret=``, ``auth=``, ``sig=``…).
 _SECRET_PARAM = re.compile(
-    r"(?i)(?<![\w])(token|key|api_key|apikey|x_cg_demo_api_key|x_cg_pro_api_key)=([^&\s#\"']+)"
+    r"(?i)(?<![\w-])((?:[\w-]*[_-])?(?:token|key|apikey|secret|passw(?:or)?d|auth|authorization"
+    r"|sig|signature))=([^&\s#\"']+)"
 )
 #: ``scheme://user:password@`` (greedy up to the authority's last ``@``).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
@@ -76,9 +79,10 @@ _SHORT_SECRET = 8  # a shorter secret is replaced only as a whole word
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every secret, every secret-looking query value (``token=``, ``key=``,
-    ``api_key=``, ``apikey=``, ``x_cg_demo_api_key=``, ``x_cg_pro_api_key=``) and the
-    credentials of every URL (``https://user:password@host``) replaced by ``***``.
+    """`text` with every secret, every secret-looking query value (a parameter whose name
+    holds ``token``, ``key``, ``secret``, ``password``, ``auth`` or ``sig``: ``token=``,
+    ``access_token=``, ``x_cg_demo_api_key=``…) and the credentials of every URL
+    (``https://user:password@host``) replaced by ``***``.
 
     The start of a secret just before a ``...`` cut mark (``'CG-abcd...``: a long value
     quoted short by `Reading` or `JsonReader`) is replaced too. A cut without the mark is

@@ -22,7 +22,7 @@ is spent (``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``, as CoinGecko 
 returned as usual and reported with `sending.notify_exhausted`, so the engine pauses the
 source until the reset instead of walking into a 429.
 
-Every request reports when it is on the wire (DESIGN §11, `coinharvest.sending`): when it is
+Every request reports when it is on the wire (DESIGN §11, `coinharvest.sources.sending`): when it is
 handed to the transport, then again when httpcore's ``trace`` extension says its headers are
 being sent (``http11.`` / ``http2.send_request_headers.started``), i.e. after the connection
 (DNS, TCP, TLS) is open. A transport that does not trace (``httpx.MockTransport``, ASGI)
@@ -271,10 +271,14 @@ class HttpClient:
         if isinstance(exc, httpx.TimeoutException):
             return TransientError(
                 self.source,
-                self._say(f"timed out ({kind}) after {self.timeout_s:g} s: {what}"),
+                self._say(
+                    f"timed out ({kind}) after {_timeout_of(exc, self.timeout_s):g} s: {what}"
+                ),
                 timed_out=True,
                 unreachable=isinstance(exc, httpx.ConnectTimeout),
             )
+        if isinstance(exc, httpx.LocalProtocolError):  # our own request is malformed
+            return PermanentError(self.source, self._say(f"cannot send {what}: {exc}"))
         if isinstance(exc, httpx.UnsupportedProtocol):
             return PermanentError(self.source, self._say(f"unsupported URL for {what}: {exc}"))
         detail = f" ({self._client.base_url.host}): {exc}" if str(exc) else ""
@@ -310,6 +314,11 @@ class HttpClient:
             raise BadResponse(self.source, self._say(f"{what}: JSON nested too deeply")) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadResponse(self.source, self._say(f"{what}: malformed JSON ({exc})")) from None
+
+
+def _timeout_of(exc: httpx.TimeoutException, timeout_s: float) -> float:
+    """The timeout that expired: the connect timeout for a connect, else the request's."""
+    return min(timeout_s, CONNECT_TIMEOUT_S) if isinstance(exc, httpx.ConnectTimeout) else timeout_s
 
 
 async def _trace(event: str, info: Mapping[str, Any]) -> None:

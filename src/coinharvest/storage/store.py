@@ -8,10 +8,11 @@ Lifecycle (an async context manager)::
 
 On enter: the schema is migrated to the newest revision, the database is checked writable,
 and runs left ``running`` by a process that no longer exists are marked ``interrupted``
-(their coin totals counted from what was stored). On exit: an engine the store created is
-disposed; an engine passed in is left to its owner.
+(their coin and request totals counted from what was stored). On exit: a database engine
+(SQLAlchemy's ``AsyncEngine``) the store created is disposed; one passed in is left to its
+owner.
 
-Writes (the `ResultSink` contract, see `coinharvest.sink`):
+Writes (the `ResultSink` contract, see `coinharvest.engine.hooks`):
 
 - each coin, its result row and all its observations, in ONE transaction: after a crash a
   coin is either stored whole or not at all;
