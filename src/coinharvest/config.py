@@ -51,6 +51,7 @@ from coinharvest.settings_types import (
     GlobalConcurrency,
     GraceSeconds,
     Host,
+    HostList,
     IntervalMinutes,
     JitterSeconds,
     MinIntervalMs,
@@ -198,6 +199,9 @@ class Settings(BaseSettings):
     http_host: Host = "127.0.0.1"
     #: TCP port of the HTTP API and dashboard; 0 = any free port (logged at start-up).
     http_port: Port = 8000
+    #: More ``Host`` names the HTTP API answers, comma-separated (a proxy's or a LAN name);
+    #: the bind address and localhost always work, any other name gets 400 (DNS rebinding).
+    trusted_hosts: HostList = ""
     #: Deadline of one scheduled run; None = 90 % of COLLECTION_INTERVAL_MINUTES.
     run_timeout_minutes: RunMinutes | None = None
     #: Random delay of up to this many seconds added to every scheduled tick.

@@ -35,6 +35,7 @@ __all__ = [
     "GlobalConcurrency",
     "GraceSeconds",
     "Host",
+    "HostList",
     "IntervalMinutes",
     "JitterSeconds",
     "MinIntervalMs",
@@ -120,6 +121,14 @@ Url = Annotated[str, Field(pattern=r"^https?://\S+$"), Allowed("an http:// or ht
 Port = Annotated[int, Field(ge=0, le=65535), Allowed("an integer from 0 to 65535")]
 Host = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+$"), Allowed("a host name or an IP address")
+]
+
+
+#: Extra ``Host`` names the HTTP API answers (besides the bind address and localhost).
+HostList = Annotated[
+    str,
+    Field(pattern=r"^\s*([A-Za-z0-9*.:\[\]-]+\s*(,\s*[A-Za-z0-9*.:\[\]-]+\s*)*)?$"),
+    Allowed("comma-separated host names, e.g. 'coinharvest,*.example.com'"),
 ]
 
 

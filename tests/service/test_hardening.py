@@ -408,3 +408,22 @@ async def test_openapi_declares_the_bearer_scheme_and_the_since_forms(db: AsyncE
     assert (None, AGE_PATTERN) in forms
     assert ("date", None) in forms and ("date-time", None) in forms
     assert "type" not in since and "null" not in str(since)
+
+
+async def test_trusted_hosts_setting_adds_names_to_the_bind_address(db: AsyncEngine) -> None:
+    from coinharvest.config import load_settings
+    from coinharvest.service.app import _app
+
+    settings = load_settings({"TRUSTED_HOSTS": "coinharvest, *.lan"}, None)
+    app = _app(state_for(db), "127.0.0.1", settings.trusted_hosts)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+        for host, status in [
+            ("coinharvest:8000", 200),
+            ("box.lan", 200),
+            ("127.0.0.1:8000", 200),
+            ("localhost", 200),
+            ("attacker.example", 400),
+        ]:
+            response = await c.get("/health", headers={"Host": host})
+            assert response.status_code == status, host

@@ -201,7 +201,7 @@ async def run_service(
             started_run=tracker.next_run_id,
         )
         address = (host or settings.http_host, settings.http_port if port is None else port)
-        return await _supervise(state, sched, address if http else None)
+        return await _supervise(state, sched, address if http else None, settings.trusted_hosts)
     finally:
         await close_sources(sources.values())
         await store.aclose()
@@ -230,7 +230,12 @@ def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Me
     return sched
 
 
-async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, int] | None) -> int:
+async def _supervise(
+    state: ServiceState,
+    sched: Scheduler,
+    address: tuple[str, int] | None,
+    extra_hosts: str = "",
+) -> int:
     """Run the scheduler loop (and the HTTP server) until stopped; the exit status."""
     stopped = asyncio.Event()
 
@@ -242,7 +247,7 @@ async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, 
     with _signals(on_signal):
         async with contextlib.AsyncExitStack() as stack:
             if address is not None:  # listen first: a busy port fails before any run starts
-                server = http_server(_app(state, address[0]), *address)
+                server = http_server(_app(state, address[0], extra_hosts), *address)
                 url = await stack.enter_async_context(server)
                 log.info("HTTP API and dashboard on %s/ (/metrics, /health, /docs)", url)
             loop_task = asyncio.get_running_loop().create_task(sched.serve(), name="scheduler")
@@ -255,12 +260,11 @@ async def _supervise(state: ServiceState, sched: Scheduler, address: tuple[str, 
     return code
 
 
-def _app(state: ServiceState, bind_host: str) -> FastAPI:
-    """The API, trusting the ``Host`` names of `bind_host` and of loopback (DNS rebinding).
-
-    A ``TRUSTED_HOSTS`` setting (extra names, e.g. behind a proxy) could be added here later.
-    """
-    return create_app(state, trusted_hosts=trusted_hosts_for(bind_host))
+def _app(state: ServiceState, bind_host: str, extra_hosts: str = "") -> FastAPI:
+    """The API, trusting the ``Host`` names of `bind_host`, of loopback and ``TRUSTED_HOSTS``
+    (`extra_hosts`, comma-separated); any other name is refused (DNS rebinding)."""
+    extra = tuple(h.strip().lower() for h in extra_hosts.split(",") if h.strip())
+    return create_app(state, trusted_hosts=(*trusted_hosts_for(bind_host), *extra))
 
 
 def _loop_outcome(loop_task: asyncio.Task[SchedulerStats]) -> int:
@@ -291,7 +295,8 @@ async def serve_api(
         state = ServiceState(db=db, metrics=Metrics(), coins=coins)
         address = (host or settings.http_host, settings.http_port if port is None else port)
         with _signals(lambda name: stopped.set()):
-            async with http_server(_app(state, address[0]), *address) as url:
+            app = _app(state, address[0], settings.trusted_hosts)
+            async with http_server(app, *address) as url:
                 log.info("HTTP API and dashboard on %s/ (no scheduler: `serve` mode)", url)
                 await stopped.wait()
     return 0
