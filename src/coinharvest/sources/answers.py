@@ -8,13 +8,14 @@ them into one description; the HTTP client redacts and shortens it (in that orde
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 
 from coinharvest.sources.fields import error_message
 
-__all__ = ["html_summary", "is_html", "upstream_message"]
+__all__ = ["html_summary", "is_html", "text_of", "upstream_message"]
 
 _TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 
@@ -30,8 +31,17 @@ def is_html(response: httpx.Response) -> bool:
     return head[:1] == b"<" or ("html" in kind and b"<" in head)
 
 
+def text_of(response: httpx.Response) -> str:
+    """The body as text, never raising: a wrong or unknown charset (``utf-16`` without a
+    BOM, ``bogus``) falls back to UTF-8 with replacement characters."""
+    try:
+        return response.text
+    except (UnicodeError, LookupError):
+        return response.content.decode("utf-8", errors="replace")
+
+
 def html_summary(response: httpx.Response) -> str:
-    title = _TITLE.search(response.text)
+    title = _TITLE.search(text_of(response))
     return f'HTML page "{title.group(1).strip()}"' if title else "HTML page"
 
 
@@ -43,7 +53,7 @@ def upstream_message(response: httpx.Response) -> str:
     if is_html(response):
         return html_summary(response)
     try:
-        message = error_message(response.json())
-    except ValueError:
+        message = error_message(json.loads(text_of(response)))
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         message = None
-    return message if message is not None else response.text
+    return message if message is not None else text_of(response)

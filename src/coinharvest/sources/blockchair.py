@@ -47,6 +47,7 @@ from coinharvest.models import Coin, SourceLimits
 from coinharvest.plausibility import problem
 from coinharvest.sources.base import FetchResult, per_coin
 from coinharvest.sources.fields import JsonReader
+from coinharvest.sources.fields import shown as quoted
 from coinharvest.sources.http import HttpSource
 from coinharvest.sources.reading import Reading, to_number
 
@@ -189,7 +190,7 @@ def _volume(reading: Reading, stats: dict[str, Any], decimals: int) -> None:
     price = None if number is None else float(number)
     if price is None or problem("price_usd", price) is not None:
         shown = stats.get("market_price_usd")
-        reading.drop("onchain_volume_24h_usd", f"no usable market_price_usd ({shown!r:.40})")
+        reading.drop("onchain_volume_24h_usd", f"no usable market_price_usd ({quoted(shown)})")
         return
     reading.put(
         "onchain_volume_24h_usd",

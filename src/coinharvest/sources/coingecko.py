@@ -140,14 +140,17 @@ class CoinGeckoSource(HttpSource):
 def _index(reader: JsonReader, document: Any) -> dict[str, Reading]:
     """Coin id -> what its item said, for every item of the answer that names a coin."""
     items: dict[str, Reading] = {}
+    skipped = 0
     for i, raw in enumerate(reader.array(document, _PATH)):
         where = f"{_PATH}[{i}]"
         coin_id = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(coin_id, str) or not coin_id:
-            log.warning("coingecko: %s has no coin id; item skipped", where)
+            skipped += 1
             continue
         reading = Reading("coingecko", where)
         for key, metric in MARKET_FIELDS.items():
             reading.number(raw, key, metric, unknown=(0,) if key in ZERO_IS_UNKNOWN else ())
         items[coin_id] = reading
+    if skipped:  # one line per answer, however many junk items it held
+        log.warning("coingecko: %d item(s) of %s had no coin id; skipped", skipped, _PATH)
     return items

@@ -59,7 +59,7 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.logs import get_logger
-from coinharvest.sources.answers import html_summary, is_html, upstream_message
+from coinharvest.sources.answers import html_summary, is_html, text_of, upstream_message
 from coinharvest.sources.base import REDACTED, Source, redact
 from coinharvest.sources.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_S, HttpOptions
 from coinharvest.sources.retry_after import (
@@ -107,6 +107,13 @@ _HEADERS_SENT = frozenset(
 
 #: Decides whether a non-2xx answer means "rate limited": ``(status, upstream message)``.
 RateLimitTest = Callable[[int, str], bool]
+
+
+def _check_complete(decode: Callable[[bytes], bytes]) -> None:
+    """A compressed answer must end where its stream says (a truncated gzip is not whole)."""
+    stream = getattr(decode, "__self__", None)
+    if isinstance(stream, type(zlib.decompressobj())) and not stream.eof:
+        raise ValueError("compressed answer cut short")
 
 
 def _is_429(status: int, message: str) -> bool:
@@ -250,6 +257,8 @@ class HttpClient:
                 body += decode(raw)
                 if len(body) > limit:
                     break
+            else:
+                _check_complete(decode)
         except (zlib.error, ValueError) as exc:
             undecodable = f"undecodable answer to {what}: {exc}"
             raise BadResponse(self.source, self._say(undecodable)) from None
@@ -257,7 +266,10 @@ class HttpClient:
             too_large = f"{what}: answer larger than {_size(limit)} (limit MAX_RESPONSE_BYTES)"
             raise BadResponse(self.source, self._say(too_large))
         del body[limit:]
-        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _BODY_HEADERS]
+        # Raw bytes: a header value that is not ASCII must not fail the answer.
+        headers = [
+            (k, v) for k, v in response.headers.raw if k.lower().decode() not in _BODY_HEADERS
+        ]
         return httpx.Response(
             response.status_code,
             headers=headers,
@@ -293,7 +305,7 @@ class HttpClient:
         if self._is_rate_limited(status, message):
             hint = parse_retry_after(response.headers)
             if hint is None and response.content and not is_html(response):
-                hint = parse_body_retry_after(response.text)
+                hint = parse_body_retry_after(text_of(response))
             return RateLimited(self.source, hint, f"HTTP {status}: {message}")
         retry_after = (
             parse_retry_after(response.headers) if "retry-after" in response.headers else None

@@ -43,7 +43,7 @@ from typing import Any
 from coinharvest.errors import ClientError, SourceError, UnknownCoin
 from coinharvest.models import Coin, SourceLimits
 from coinharvest.sources.base import FetchResult, per_coin
-from coinharvest.sources.fields import JsonReader
+from coinharvest.sources.fields import JsonReader, shown
 from coinharvest.sources.http import HttpOptions, HttpSource
 from coinharvest.sources.reading import Reading, decimal_sum, to_number
 
@@ -130,7 +130,7 @@ def _block_age(reading: Reading, obj: dict[str, Any], now: datetime) -> None:
     try:
         block_time = datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
-        reading.drop("block_age_s", f"best_block_time is not an ISO time: {when[:40]!r}")
+        reading.drop("block_age_s", f"best_block_time is not an ISO time: {shown(when)}")
         return
     if block_time.tzinfo is None:
         block_time = block_time.replace(tzinfo=UTC)
