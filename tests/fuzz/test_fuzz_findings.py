@@ -2,9 +2,10 @@
 reproduction each, over real loopback HTTP through the real sources (and the engine where
 redaction happens). Ten were fixed in src/ the same day and are plain tests now; the one
 left (memory of `json.loads` on a maximal answer of tiny objects) is a strict xfail: it
-will XPASS (failing the suite) once fixed: then drop the mark. The matching exclusions in
-tests/fuzz/hostile.py (`KNOWN_CUT_SITES`, `CONTENT_TYPES`, `GARBAGE`, `any_status_bodies`)
-can now be narrowed.
+will XPASS (failing the suite) once fixed: then drop the mark. The fuzz itself
+(tests/fuzz/hostile.py) no longer leaves out what the fixed ones needed: wrong charsets,
+non-ASCII header values, deep nesting in error answers, and it checks every text for key
+fragments (`KNOWN_CUT_SITES` is empty).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def test_an_answer_of_junk_items_logs_a_bounded_number_of_lines(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="sources/http.py:312 json.loads the whole answer: MAX_RESPONSE_BYTES bounds its "
+    reason="sources/http.py:324 json.loads the whole answer: MAX_RESPONSE_BYTES bounds its "
     "bytes, not its objects; 1 MiB of [[],[],...] peaks at ~24 MiB, 8 MiB at ~190 MiB",
 )
 def test_memory_per_answer_is_a_small_multiple_of_max_response_bytes() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from coinharvest.errors import BadResponse, UnknownCoin
 from coinharvest.models import Coin, SourceLimits
 from coinharvest.sources.base import CoinOutcome, FetchResult
-from coinharvest.sources.fields import JsonReader, shown
+from coinharvest.sources.fields import JsonReader
 from coinharvest.sources.http import HttpSource
 from coinharvest.sources.reading import Reading
 
@@ -74,8 +74,14 @@ def _read(reader: JsonReader, document: Any) -> Reading:
     top = reader.object(document, _WHERE)
     error = top.get("error")
     if error is not None:
-        raise BadResponse("nano", f"{_WHERE}: node answered error: {shown(error)}")
+        raise BadResponse("nano", f"{_WHERE}: node answered error: {_cut(str(error))}")
     reading = Reading("nano", _WHERE)
     for key, metric in _FIELDS.items():
         reading.number(top, key, metric)
     return reading
+
+
+def _cut(text: str, limit: int = 120) -> str:
+    """`text` cut to `limit` characters with the ``...`` mark (which redaction knows: a
+    secret cut short before it is still removed)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
