@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from coinharvest.models import CoinResult, CoinStatus, Confidence, Observation
 from coinharvest.storage import WritePolicy
 
@@ -45,3 +48,29 @@ def result(
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+async def stored_coins(engine: AsyncEngine) -> dict[str, tuple[int, int, list[str]]]:
+    """Per stored coin: the observation count its row promises, the observation rows really
+    there, and its sources (a whole coin has the first two equal)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT c.symbol, c.observation_count, c.sources, "
+                "(SELECT count(*) FROM observations o WHERE o.run_id = c.run_id "
+                " AND o.symbol = c.symbol) AS n FROM coin_results c"
+            )
+        )
+        return {r.symbol: (r.observation_count, r.n, r.sources.split(",")) for r in rows}
+
+
+async def orphan_observations(engine: AsyncEngine) -> int:
+    """Observations stored without their coin's result row (never expected)."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT count(*) FROM observations o WHERE NOT EXISTS (SELECT 1 FROM "
+                "coin_results c WHERE c.run_id = o.run_id AND c.symbol = o.symbol)"
+            )
+        )
+        return int(found.scalar_one())

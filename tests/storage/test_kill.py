@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
-
 from coinharvest.storage import Store, queries
+
+from .storekit import orphan_observations, stored_coins
 
 HELPER = Path(__file__).with_name("killable_run.py")
 N = 120
@@ -47,25 +47,8 @@ async def test_sigkill_mid_run_keeps_whole_coins_and_marks_the_run(tmp_path: Pat
     assert proc.returncode == -signal.SIGKILL
 
     async with await Store.from_url(f"sqlite+aiosqlite:///{db_file}") as store:
-        async with store.engine.connect() as conn:
-            coins = {
-                r.symbol: (r.observation_count, r.n)
-                for r in await conn.execute(
-                    text(
-                        "SELECT c.symbol, c.observation_count, "
-                        "(SELECT count(*) FROM observations o WHERE o.run_id = c.run_id "
-                        " AND o.symbol = c.symbol) AS n FROM coin_results c"
-                    )
-                )
-            }
-            orphans = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM observations o WHERE NOT EXISTS (SELECT 1 FROM "
-                        "coin_results c WHERE c.run_id = o.run_id AND c.symbol = o.symbol)"
-                    )
-                )
-            ).scalar_one()
+        coins = {s: (c, n) for s, (c, n, _) in (await stored_coins(store.engine)).items()}
+        orphans = await orphan_observations(store.engine)
         runs = await queries.list_runs(store.engine)
     assert set(announced) <= set(coins), "a coin reported stored was lost"
     assert len(coins) < N, "the kill landed after every coin was stored"

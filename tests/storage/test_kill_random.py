@@ -31,11 +31,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
-
 from coinharvest.config import Settings
 from coinharvest.emulator import EmulatorConfig, LatencyConfig, UpstreamConfig, run_emulator
 from coinharvest.storage import Store, queries
+
+from .storekit import orphan_observations, stored_coins
 
 TRIALS = 20
 PARALLEL = 2  # CLIs killed side by side (each with its own database)
@@ -170,25 +170,8 @@ async def _check(trial: Trial, db_file: Path) -> None:
         trial.status = "no database"
         return
     async with await Store.from_url(f"sqlite+aiosqlite:///{db_file}") as store:  # recovery
-        async with store.engine.connect() as conn:
-            counts = {
-                r.symbol: (r.observation_count, r.n, r.sources.split(","))
-                for r in await conn.execute(
-                    text(
-                        "SELECT c.symbol, c.observation_count, c.sources, "
-                        "(SELECT count(*) FROM observations o WHERE o.run_id = c.run_id "
-                        " AND o.symbol = c.symbol) AS n FROM coin_results c"
-                    )
-                )
-            }
-            orphans = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM observations o WHERE NOT EXISTS (SELECT 1 FROM "
-                        "coin_results c WHERE c.run_id = o.run_id AND c.symbol = o.symbol)"
-                    )
-                )
-            ).scalar_one()
+        counts = await stored_coins(store.engine)
+        orphans = await orphan_observations(store.engine)
         runs = await queries.list_runs(store.engine)
         detail = await queries.run_detail(store.engine, runs[0].run_id) if runs else None
     trial.coins = len(counts)
