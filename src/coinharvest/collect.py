@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from coinharvest.config import Settings
 from coinharvest.engine.build import build_engine
-from coinharvest.engine.hooks import ResultSink
+from coinharvest.engine.hooks import LimitStore, ResultSink
 from coinharvest.models import Coin, RunSummary
 
 __all__ = ["SinkDecorator", "collect_once"]
@@ -32,15 +32,16 @@ async def collect_once(
 ) -> RunSummary:
     """Collect `coins` once from the sources they name; results go to `sink` as they complete.
 
-    Without `sink`, the configured store is opened for the run, and the summary says how
-    many coins it could not save (``coins_unsaved``).
+    Without `sink`, the configured store is opened for the run (it also keeps the learned
+    limits and counts requests for quotas), and the summary says how many coins it could
+    not save (``coins_unsaved``).
     """
     if sink is not None:
-        return await _collect(settings, coins, sink, base_urls, decorate, trigger)
+        return await _collect(settings, coins, sink, None, base_urls, decorate, trigger)
     from coinharvest.storage.factory import store_from_settings
 
     async with store_from_settings(settings) as store:
-        summary = await _collect(settings, coins, store, base_urls, decorate, trigger)
+        summary = await _collect(settings, coins, store, store, base_urls, decorate, trigger)
         summary.coins_unsaved = len(store.unsaved(summary.run_id))
         return summary
 
@@ -49,6 +50,7 @@ async def _collect(
     settings: Settings,
     coins: Sequence[Coin],
     sink: ResultSink,
+    limit_store: LimitStore | None,
     base_urls: dict[str, str] | None,
     decorate: SinkDecorator | None,
     trigger: str,
@@ -60,7 +62,7 @@ async def _collect(
     sources = build_sources(settings, names=names, base_urls=base_urls)
     try:
         with (decorate or nullcontext)(sink) as decorated:
-            engine = build_engine(settings, sources, decorated)
+            engine = build_engine(settings, sources, decorated, limit_store=limit_store)
             # A one-off run always ends: jobs not started by then are deferred.
             deadline_s = settings.collect_timeout_minutes * 60.0
             return await engine.run(coins, trigger=trigger, deadline_s=deadline_s)

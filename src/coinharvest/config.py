@@ -3,7 +3,8 @@
 Names are the seed's, unchanged (``MAX_COLLECTION_CONCURRENCY``, ``COLLECTION_INTERVAL_MINUTES``,
 ``DELAY_BETWEEN_COINS_MS``), plus per source ``SRC`` in COINGECKO, THREEXPL, BLOCKCHAIR,
 NEARBLOCKS, NANO: ``<SRC>_API_KEY``, ``<SRC>_BASE_URL``, ``MAX_<SRC>_CONCURRENCY``,
-``<SRC>_MIN_INTERVAL_MS``, ``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``. Every per-source
+``<SRC>_MIN_INTERVAL_MS``, ``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``,
+``<SRC>_QUOTA_PER_DAY``, ``<SRC>_QUOTA_PER_MONTH``. Every per-source
 setting is optional: unset means the source's built-in default (see `SourceOverrides.apply`).
 
 Contracts:
@@ -58,11 +59,13 @@ from coinharvest.settings_types import (
     Plan,
     PluginSpecs,
     Port,
+    QuotaCount,
     RatePerMinute,
     ResponseBytes,
     Retries,
     RunMinutes,
     SourceConcurrency,
+    Switch,
     TimeoutSeconds,
     Token,
     Url,
@@ -122,6 +125,8 @@ class SourceOverrides:
     min_interval_ms: float | None = None
     rate_limit_per_minute: int | None = None
     batch_size: int | None = None
+    quota_per_day: int | None = None
+    quota_per_month: int | None = None
 
     def apply(self, defaults: SourceLimits) -> SourceLimits:
         """`defaults` with every set override applied; unset ones keep the default.
@@ -138,6 +143,11 @@ class SourceOverrides:
         if self.rate_limit_per_minute is not None:
             changes["rate_per_window"] = self.rate_limit_per_minute
             changes["window_s"] = 60.0
+        # A quota of 0 turns the source's published quota off.
+        if self.quota_per_day is not None:
+            changes["quota_per_day"] = self.quota_per_day or None
+        if self.quota_per_month is not None:
+            changes["quota_per_month"] = self.quota_per_month or None
         return replace(defaults, **changes)
 
 
@@ -183,6 +193,9 @@ class Settings(BaseSettings):
     breaker_failures: BreakerFailures = 3
     #: How long an open circuit waits before one probe request decides.
     breaker_cooloff_seconds: CooloffSeconds = 30.0
+    #: Learn each source's in-flight limit from response times and its rate from 429s and
+    #: rate-limit headers, below the configured limits (off: the configured limits as they are).
+    adaptive_limits: Switch = True
     #: CoinGecko plan: picks the host and the key header.
     coingecko_plan: Plan = "public"
     #: Plug-in sources: ``package.module:ClassName`` entries separated by commas.
@@ -217,6 +230,8 @@ class Settings(BaseSettings):
     coingecko_min_interval_ms: MinIntervalMs | None = None
     coingecko_rate_limit_per_minute: RatePerMinute | None = None
     coingecko_batch_size: BatchSize | None = None
+    coingecko_quota_per_day: QuotaCount | None = None
+    coingecko_quota_per_month: QuotaCount | None = None
 
     threexpl_api_key: ApiKey | None = None
     threexpl_base_url: Url | None = None
@@ -224,6 +239,8 @@ class Settings(BaseSettings):
     threexpl_min_interval_ms: MinIntervalMs | None = None
     threexpl_rate_limit_per_minute: RatePerMinute | None = None
     threexpl_batch_size: BatchSize | None = None
+    threexpl_quota_per_day: QuotaCount | None = None
+    threexpl_quota_per_month: QuotaCount | None = None
 
     blockchair_api_key: ApiKey | None = None
     blockchair_base_url: Url | None = None
@@ -231,6 +248,8 @@ class Settings(BaseSettings):
     blockchair_min_interval_ms: MinIntervalMs | None = None
     blockchair_rate_limit_per_minute: RatePerMinute | None = None
     blockchair_batch_size: BatchSize | None = None
+    blockchair_quota_per_day: QuotaCount | None = None
+    blockchair_quota_per_month: QuotaCount | None = None
 
     nearblocks_api_key: ApiKey | None = None
     nearblocks_base_url: Url | None = None
@@ -238,6 +257,8 @@ class Settings(BaseSettings):
     nearblocks_min_interval_ms: MinIntervalMs | None = None
     nearblocks_rate_limit_per_minute: RatePerMinute | None = None
     nearblocks_batch_size: BatchSize | None = None
+    nearblocks_quota_per_day: QuotaCount | None = None
+    nearblocks_quota_per_month: QuotaCount | None = None
 
     nano_api_key: ApiKey | None = None
     #: NANO_BASE_URL, or its alias NANO_RPC_URL (NANO_BASE_URL wins if both are set).
@@ -248,6 +269,8 @@ class Settings(BaseSettings):
     nano_min_interval_ms: MinIntervalMs | None = None
     nano_rate_limit_per_minute: RatePerMinute | None = None
     nano_batch_size: BatchSize | None = None
+    nano_quota_per_day: QuotaCount | None = None
+    nano_quota_per_month: QuotaCount | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -278,6 +301,8 @@ class Settings(BaseSettings):
             min_interval_ms=getattr(self, f"{p}_min_interval_ms"),
             rate_limit_per_minute=getattr(self, f"{p}_rate_limit_per_minute"),
             batch_size=getattr(self, f"{p}_batch_size"),
+            quota_per_day=getattr(self, f"{p}_quota_per_day"),
+            quota_per_month=getattr(self, f"{p}_quota_per_month"),
         )
 
 
@@ -316,9 +341,12 @@ _PLUGIN_VARIABLES: dict[str, tuple[str, Any]] = {
     "min_interval_ms": ("{}_MIN_INTERVAL_MS", MinIntervalMs),
     "rate_limit_per_minute": ("{}_RATE_LIMIT_PER_MINUTE", RatePerMinute),
     "batch_size": ("{}_BATCH_SIZE", BatchSize),
+    "quota_per_day": ("{}_QUOTA_PER_DAY", QuotaCount),
+    "quota_per_month": ("{}_QUOTA_PER_MONTH", QuotaCount),
 }
 _SOURCE_VARIABLE = re.compile(
-    r"^(MAX_.+_CONCURRENCY|.+_(API_KEY|BASE_URL|MIN_INTERVAL_MS|RATE_LIMIT_PER_MINUTE|BATCH_SIZE))$"
+    r"^(MAX_.+_CONCURRENCY|.+_(API_KEY|BASE_URL|MIN_INTERVAL_MS|RATE_LIMIT_PER_MINUTE|BATCH_SIZE"
+    r"|QUOTA_PER_DAY|QUOTA_PER_MONTH))$"
 )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "Confidence",
     "JobRecord",
     "JobStatus",
+    "LearnedLimit",
     "Observation",
     "RunStatus",
     "RunSummary",
@@ -91,13 +92,39 @@ class SourceLimits:
     """A source's limits, all enforced together by its limiter (DESIGN §3).
 
     `rate_per_window` is "at most N starts in any rolling `window_s` seconds" (60 s in
-    production; tests scale it). None means no window limit.
+    production; tests scale it). None means no window limit. `quota_per_day` and
+    `quota_per_month` count requests per UTC day and month (engine/quota.py); None: no quota.
     """
 
     max_concurrency: int = 1
     min_interval_s: float = 0.0
     rate_per_window: int | None = None
     window_s: float = 60.0
+    quota_per_day: int | None = None
+    quota_per_month: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedLimit:
+    """What the adaptive controller learned about one source (and API key), kept across runs.
+
+    Always within the configured limits, which stay hard ceilings (engine/adaptive.py).
+
+    :ivar key_id: a fingerprint of the API key in use (``""`` without a key): a new key
+        starts learning afresh, since its plan (and limits) may differ.
+    :ivar concurrency: the in-flight limit learned from response times (≤ max_concurrency).
+    :ivar rate_per_minute: the start rate learned from 429s and rate-limit headers (0: the
+        source has no rate limit to learn under).
+    :ivar ceiling_per_minute: the rate at which the upstream last refused us (429) or that
+        its headers announced; None when it never did.
+    """
+
+    source: str
+    key_id: str
+    concurrency: float
+    rate_per_minute: float
+    ceiling_per_minute: float | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

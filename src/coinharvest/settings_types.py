@@ -44,11 +44,13 @@ __all__ = [
     "PluginSpecs",
     "Port",
     "PositiveNumber",
+    "QuotaCount",
     "RatePerMinute",
     "ResponseBytes",
     "Retries",
     "RunMinutes",
     "SourceConcurrency",
+    "Switch",
     "TimeoutSeconds",
     "Token",
     "Url",
@@ -83,6 +85,10 @@ GlobalConcurrency = Annotated[int, Field(ge=1, le=1000), Allowed("an integer fro
 SourceConcurrency = Annotated[int, Field(ge=1, le=100), Allowed("an integer from 1 to 100")]
 RatePerMinute = Annotated[int, Field(ge=1, le=100_000), Allowed("an integer from 1 to 100000")]
 BatchSize = Annotated[int, Field(ge=1, le=10_000), Allowed("an integer from 1 to 10000")]
+#: Requests per UTC day or month; 0 turns the quota off.
+QuotaCount = Annotated[
+    int, Field(ge=0, le=1_000_000_000), Allowed("an integer from 0 (no quota) to 1000000000")
+]
 Retries = Annotated[int, Field(ge=0, le=20), Allowed("an integer from 0 to 20")]
 BreakerFailures = Annotated[int, Field(ge=1, le=100), Allowed("an integer from 1 to 100")]
 ResponseBytes = Annotated[
@@ -165,6 +171,8 @@ PluginSpecs = Annotated[
     Field(pattern=rf"^\s*({_SPEC}\s*(,\s*{_SPEC}\s*)*)?$"),
     Allowed("comma-separated package.module:ClassName entries"),
 ]
+#: A switch: on/off, true/false, yes/no, 1/0 (any case).
+Switch = Annotated[bool, Allowed("on or off (also true/false, yes/no, 1/0)")]
 Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), Allowed("one of 'public', 'demo', 'pro'")]
 
 

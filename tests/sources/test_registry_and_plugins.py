@@ -82,7 +82,9 @@ def test_unknown_source_name_is_a_config_error() -> None:
 def test_effective_limits_apply_overrides_and_the_guard() -> None:
     sources = {"coingecko": CoinGeckoSource(plan="demo")}
     limits = effective_limits(settings(COINGECKO_MIN_INTERVAL_MS="500"), sources)
-    assert limits["coingecko"] == SourceLimits(3, 0.5 + SPACING_GUARD_S, 30, 60 + SPACING_GUARD_S)
+    assert limits["coingecko"] == SourceLimits(
+        3, 0.5 + SPACING_GUARD_S, 30, 60 + SPACING_GUARD_S, quota_per_month=10_000
+    )
     plain = effective_limits(settings(), sources, guard_s=0.0)
     assert plain["coingecko"] == PLAN_LIMITS["demo"]
 
@@ -92,7 +94,8 @@ def test_coingecko_limits_follow_the_plan() -> None:
     public = CoinGeckoSource().default_limits
     assert public.rate_per_window is not None and public.rate_per_window <= 5
     assert public.min_interval_s >= 60 / 5 and public.max_concurrency == 1
-    assert CoinGeckoSource(plan="demo").default_limits == SourceLimits(3, 2.0, 30)
+    demo = SourceLimits(3, 2.0, 30, quota_per_month=10_000)
+    assert CoinGeckoSource(plan="demo").default_limits == demo
     keyed = CoinGeckoSource(HttpOptions(api_key="k"), plan="public").default_limits
     assert keyed == PLAN_LIMITS["demo"]  # a key on "public" is sent, and limited, as demo
     pro = CoinGeckoSource(plan="pro").default_limits

@@ -6,8 +6,9 @@ import random
 from collections.abc import Mapping
 
 from coinharvest.config import Settings
+from coinharvest.engine.adaptive import key_id
 from coinharvest.engine.engine import Engine
-from coinharvest.engine.hooks import EngineObserver, ResultSink
+from coinharvest.engine.hooks import EngineObserver, LimitStore, ResultSink
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.sources.base import Source
 
@@ -19,10 +20,12 @@ def build_engine(
     sources: Mapping[str, Source],
     sink: ResultSink | None = None,
     observer: EngineObserver | None = None,
+    limit_store: LimitStore | None = None,
 ) -> Engine:
     """An engine over `sources` with every limit, batch size and retry setting from `settings`.
 
-    `observer` (e.g. the service's Prometheus metrics) is told about every job and coin.
+    `observer` (e.g. the service's Prometheus metrics) is told about every job and coin;
+    `limit_store` (the `Store`) keeps learned limits and counts requests for quotas.
     """
     from coinharvest.sources.registry import effective_batch_sizes, effective_limits
 
@@ -45,4 +48,7 @@ def build_engine(
         observer=observer,
         breaker_failures=settings.breaker_failures,
         breaker_cooloff_s=settings.breaker_cooloff_seconds,
+        adaptive=settings.adaptive_limits,
+        key_ids={name: key_id(settings.source(name).api_key) for name in sources},
+        limit_store=limit_store,
     )

@@ -6,7 +6,8 @@ step, best (priority, arrival) first; it then runs in its own task (`spawn`). Wa
 nothing, so a throttled source never starves the others. Between decisions the loop sleeps
 until the earliest moment anything could change (a limiter's ready time, a back-off, the
 deadline) or until woken (`poke`: a job ended, a slot freed, the run is stopping). Queued
-jobs that can no longer start in time are handed back through `on_defer`.
+jobs that can no longer start in time, or whose source's quota is spent, are handed back
+through `on_defer`.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ class Dispatcher:
     def _unreachable(self, lane: Lane, now: float) -> str | None:
         if self.stopping:
             return "deferred: collection stopped before this job started"
+        if (spent := lane.limiter.quota_refusal()) is not None:
+            return f"deferred: {spent}"  # never sent: the next run (or day) takes them
         if self.deadline is None:
             return None
         if now >= self.deadline:

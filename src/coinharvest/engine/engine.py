@@ -24,10 +24,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from coinharvest.engine.adaptive import LimitView, SourceAdaptation, limit_view
 from coinharvest.engine.breaker import CircuitBreaker, CircuitState
-from coinharvest.engine.hooks import EngineObserver, MemorySink, NullObserver, ResultSink
+from coinharvest.engine.concurrency import ConcurrencyTuning
+from coinharvest.engine.hooks import (
+    EngineObserver,
+    LimitStore,
+    MemorySink,
+    NullObserver,
+    ResultSink,
+)
 from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
+from coinharvest.engine.memory import LimitMemory
 from coinharvest.engine.parts import RunParts
+from coinharvest.engine.quota import QuotaBudget, WallClock, utc_now
+from coinharvest.engine.ratecontrol import RateTuning
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.engine.run import Run
 from coinharvest.engine.slots import GlobalSlots
@@ -35,9 +46,19 @@ from coinharvest.logs import get_logger
 from coinharvest.models import Coin, RunSummary, SourceLimits
 from coinharvest.sources.base import Source
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Tuning"]
 
 log = get_logger("engine")
+
+#: Constants of the two adaptive controllers (None: their defaults).
+Tuning = tuple[ConcurrencyTuning | None, RateTuning | None]
+
+
+def _limiter(name: str, limits: SourceLimits, clock: Clock, wall: WallClock) -> SourceLimiter:
+    quota = None
+    if limits.quota_per_day is not None or limits.quota_per_month is not None:
+        quota = QuotaBudget(name, limits.quota_per_day, limits.quota_per_month, wall)
+    return SourceLimiter(name, limits, clock, quota)
 
 
 class Engine:
@@ -56,6 +77,11 @@ class Engine:
         clock: monotonic clock; defaults to the event loop's, which tests may replace.
         breaker_failures / breaker_cooloff_s: a source whose connections fail this many
             times in a row is sent nothing for this long, then probed (engine/breaker.py).
+        adaptive: learn each source's in-flight limit and rate below its limits
+            (``ADAPTIVE_LIMITS``, engine/adaptive.py); `tuning` overrides the controllers'
+            constants (tests, benchmarks); `key_ids` says which API key each source uses.
+        limit_store: keeps learned limits and counts requests for quotas (engine/memory.py).
+        wall: the wall clock, read only for quota periods (UTC days and months).
     """
 
     def __init__(
@@ -73,6 +99,11 @@ class Engine:
         clock: Clock = loop_clock,
         breaker_failures: int = 3,
         breaker_cooloff_s: float = 30.0,
+        adaptive: bool = False,
+        tuning: Tuning | None = None,
+        key_ids: Mapping[str, str] | None = None,
+        limit_store: LimitStore | None = None,
+        wall: WallClock = utc_now,
     ) -> None:
         self.sources = dict(sources)
         self.clock = clock
@@ -83,9 +114,22 @@ class Engine:
         self.observer: EngineObserver = observer or NullObserver()
         overrides = dict(limits or {})
         self.limiters = {
-            name: SourceLimiter(name, overrides.get(name, src.default_limits), clock)
+            name: _limiter(name, overrides.get(name, src.default_limits), clock, wall)
             for name, src in self.sources.items()
         }
+        keys = dict(key_ids or {})
+        conc, rate = tuning or (None, None)
+        self.adaptations = (
+            {
+                name: SourceAdaptation(
+                    lim, keys.get(name, ""), concurrency=conc, rate=rate, now=clock()
+                )
+                for name, lim in self.limiters.items()
+            }
+            if adaptive
+            else {}
+        )
+        self.memory = LimitMemory(limit_store, self.limiters, self.adaptations, clock, wall)
         sizes = dict(batch_sizes or {})
         self.batch_sizes = {
             name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()
@@ -108,7 +152,12 @@ class Engine:
             clock=self.clock,
             job_timeout_s=self.job_timeout_s,
             breakers=self.breakers,
+            adaptations=self.adaptations,
         )
+
+    def limit_views(self) -> list[LimitView]:
+        """Each source's limits as they stand now (learned, configured, quotas)."""
+        return [limit_view(lim, self.adaptations.get(n)) for n, lim in self.limiters.items()]
 
     def _breakers(self, failures: int, cooloff_s: float) -> dict[str, CircuitBreaker]:
         return {
@@ -150,6 +199,7 @@ class Engine:
         """
         if self._current is not None:
             raise RuntimeError("a run is already in progress on this engine")
+        await self.memory.recall()
         now = self.clock()
         run = Run(
             self.parts,
@@ -162,9 +212,11 @@ class Engine:
         )
         self._current = run
         try:
-            return await run.execute()
+            summary = await run.execute()
         finally:
             self._current = None
+        await self.memory.remember()
+        return summary
 
     def stop(self) -> None:
         """Start no new jobs in the current run; jobs in flight finish; queued ones are deferred."""

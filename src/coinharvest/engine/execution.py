@@ -9,7 +9,8 @@ the observer told, before the run decides what the outcome means.
 While the request is out, the source's HTTP layer reports to the engine (DESIGN §11,
 `coinharvest.sources.sending`): when the headers are about to go on the wire (the start is
 re-stamped then, after holding them until the source's spacing since its last request on the
-wire has passed), and when a good answer says the quota is spent (the source is paused).
+wire has passed), when a good answer says the quota is spent (the source is paused), and
+what an answer's rate-limit headers say (the adaptive rate control reads them).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 
+from coinharvest.engine.adaptive import SourceAdaptation
 from coinharvest.engine.lane import Job, Lane
 from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.engine.parts import RunParts
@@ -25,7 +27,7 @@ from coinharvest.errors import PermanentError, RateLimited, SourceError, Transie
 from coinharvest.logs import get_logger
 from coinharvest.models import JobRecord
 from coinharvest.sources.base import FetchResult
-from coinharvest.sources.sending import on_wire
+from coinharvest.sources.sending import RateHeadersHook, on_wire
 
 __all__ = ["Outcome", "execute", "outcome_label", "warn_if_capped"]
 
@@ -67,10 +69,12 @@ async def execute(
 
 async def _fetch(parts: RunParts, limiter: SourceLimiter, job: Job) -> Outcome:
     source = parts.sources[job.source]
+    adaptation = parts.adaptations.get(job.source)
     hooks = on_wire(
         sent=functools.partial(_restamp, parts, limiter, job),
         exhausted=functools.partial(_quota_spent, parts, limiter),
         gate=functools.partial(_wire_gate, parts, limiter),
+        rate_headers=None if adaptation is None else _announcer(parts, adaptation),
     )
     try:
         async with asyncio.timeout(parts.job_timeout_s):
@@ -85,6 +89,13 @@ async def _fetch(parts: RunParts, limiter: SourceLimiter, job: Job) -> Outcome:
     except Exception as exc:  # a source broke its contract: fail its coins, keep the run
         log.exception("source %s raised an unexpected error", job.source)
         return PermanentError(job.source, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _announcer(parts: RunParts, adaptation: SourceAdaptation) -> RateHeadersHook:
+    def announced(limit: float | None, remaining: float | None, reset_s: float | None) -> None:
+        adaptation.announced(parts.clock(), limit, remaining, reset_s)
+
+    return announced
 
 
 def _restamp(parts: RunParts, limiter: SourceLimiter, job: Job) -> None:

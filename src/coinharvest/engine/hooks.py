@@ -1,4 +1,5 @@
-"""The engine's two hooks: where results go (`ResultSink`) and who watches (`EngineObserver`).
+"""The engine's hooks: where results go (`ResultSink`), who watches (`EngineObserver`), and
+where learned limits and quota counts are kept (`LimitStore`).
 
 **ResultSink.** The engine calls a sink at three moments of a run. Contract:
 
@@ -17,6 +18,11 @@ are worth it). `MemorySink` keeps results in memory (tests, `verify`, the benchm
 method is called synchronously on the event loop, must be cheap and must not raise (an
 observer's error would be a bug in the observer; the engine does not catch it).
 `NullObserver`, the default, ignores every call.
+
+**LimitStore.** Where the engine keeps what it learned of each source's limits between runs
+and restarts, and where it reads how many requests each source was sent today and this
+month (for quotas). `coinharvest.storage.Store` is one. Called between runs only: before a
+run (load once, count every run) and after it (save).
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, LearnedLimit, RunSummary
 
-__all__ = ["EngineObserver", "MemorySink", "NullObserver", "ResultSink"]
+__all__ = ["EngineObserver", "LimitStore", "MemorySink", "NullObserver", "ResultSink"]
 
 
 class ResultSink(Protocol):
@@ -117,3 +123,18 @@ class NullObserver:
 
     def circuit_changed(self, source: str, state: str) -> None:
         pass
+
+
+class LimitStore(Protocol):
+    """Keeps learned limits and counts requests sent (see the module docstring)."""
+
+    async def load_learned_limits(self) -> list[LearnedLimit]:
+        """Every learned limit saved, for any source and key."""
+        ...
+
+    async def save_learned_limits(self, limits: Sequence[LearnedLimit]) -> None:
+        """Save `limits`, replacing those of the same source and key."""
+
+    async def requests_since(self, since: datetime) -> dict[str, int]:
+        """Requests started at or after `since`, per source (by any run of any process)."""
+        ...

@@ -34,6 +34,7 @@ class Job:
     not_before: float = float("-inf")
     queued_at: float = 0.0
     started_at: float = 0.0  # clock time of the current attempt's committed start
+    in_flight: int = 0  # the source's requests in flight when this attempt started (itself too)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

@@ -26,6 +26,7 @@ import asyncio
 import bisect
 from collections.abc import Callable
 
+from coinharvest.engine.quota import QuotaBudget
 from coinharvest.models import SourceLimits
 
 __all__ = ["Clock", "SourceLimiter", "loop_clock"]
@@ -44,15 +45,19 @@ class SourceLimiter:
 
     Invariants, for the start times it commits (``try_start`` returning True):
 
-    - at most ``limits.max_concurrency`` started and not yet released;
-    - consecutive starts at least ``limits.min_interval_s`` apart;
+    - at most ``cap`` (≤ ``limits.max_concurrency``) started and not yet released;
+    - consecutive starts at least ``spacing_s`` (≥ ``limits.min_interval_s``) apart;
     - at most ``limits.rate_per_window`` starts in any half-open window of
       ``limits.window_s`` seconds (a sliding log, so no bursts: "30 per minute" never
       admits a 31st start into any 60 s);
-    - no start before ``cooldown_until`` (set from a 429's Retry-After).
+    - no start before ``cooldown_until`` (set from a 429's Retry-After);
+    - no start while ``quota`` (per-day / per-month requests) refuses one.
 
     And, for requests whose transport reports when headers are sent: no request's headers on
-    the wire less than ``limits.min_interval_s`` after the previous one's (`send_at`).
+    the wire less than ``spacing_s`` after the previous one's (`send_at`).
+
+    ``cap`` and ``spacing_s`` start at the configured limits; an adaptive controller
+    (`engine/adaptive.py`) may move them with `adapt`, never past the configured limits.
     """
 
     __slots__ = (
@@ -61,13 +66,22 @@ class SourceLimiter:
         "_last_start",
         "_previous_start",
         "_starts",
+        "cap",
         "cooldown_until",
         "in_flight",
         "limits",
         "name",
+        "quota",
+        "spacing_s",
     )
 
-    def __init__(self, name: str, limits: SourceLimits, clock: Clock = loop_clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: SourceLimits,
+        clock: Clock = loop_clock,
+        quota: QuotaBudget | None = None,
+    ) -> None:
         if limits.max_concurrency < 1:
             raise ValueError(f"{name}: max_concurrency must be ≥ 1, got {limits.max_concurrency}")
         if limits.min_interval_s < 0:
@@ -77,6 +91,9 @@ class SourceLimiter:
         self.name = name
         self.limits = limits
         self._clock = clock
+        self.quota = quota
+        self.cap = limits.max_concurrency
+        self.spacing_s = limits.min_interval_s
         self.in_flight = 0
         self.cooldown_until = float("-inf")
         self._last_start: float | None = None
@@ -88,7 +105,8 @@ class SourceLimiter:
 
     def __repr__(self) -> str:
         return (
-            f"<SourceLimiter {self.name} in_flight={self.in_flight}/{self.limits.max_concurrency}"
+            f"<SourceLimiter {self.name} in_flight={self.in_flight}/{self.cap}"
+            f" spacing={self.spacing_s:.3f}"
             f" window={len(self._starts)}/{self.limits.rate_per_window}"
             f" cooldown_until={self.cooldown_until:.3f}>"
         )
@@ -96,18 +114,21 @@ class SourceLimiter:
     def ready_at(self, now: float | None = None) -> float | None:
         """Earliest clock time at which a start would be admitted, if nothing else changes.
 
-        Returns None when the in-flight cap is full: only a `release()` can change that, so
-        there is no time to wait for. A value ≤ `now` means "now". `now` defaults to a fresh
-        clock reading; a caller that decides several things at one instant passes its own.
+        Returns None when the in-flight cap is full (only a `release()` can change that, so
+        there is no time to wait for) or the quota is spent (see `quota_refusal`). A value
+        ≤ `now` means "now". `now` defaults to a fresh clock reading; a caller that decides
+        several things at one instant passes its own.
         """
-        if self.in_flight >= self.limits.max_concurrency:
+        if self.in_flight >= self.cap:
+            return None
+        if self.quota is not None and self.quota.refusal() is not None:
             return None
         if now is None:
             now = self._clock()
         self._trim(now)
         at = max(now, self.cooldown_until)
         if self._last_start is not None:
-            at = max(at, self._last_start + self.limits.min_interval_s)
+            at = max(at, self._last_start + self.spacing_s)
         n = self.limits.rate_per_window
         if n is not None and len(self._starts) >= n:
             # The n-th most recent start must leave the window before another may enter.
@@ -122,6 +143,8 @@ class SourceLimiter:
         if at is None or at > now:
             return False
         self.in_flight += 1
+        if self.quota is not None:
+            self.quota.spend()
         self._previous_start, self._last_start = self._last_start, now
         if self.limits.rate_per_window is not None:
             bisect.insort(self._starts, now)
@@ -166,11 +189,21 @@ class SourceLimiter:
         opening its connection. Holding each request's headers until `min_interval_s` after
         the last request that went on the wire keeps the spacing true at the server.
         """
-        return max(now, self._last_sent + self.limits.min_interval_s)
+        return max(now, self._last_sent + self.spacing_s)
 
     def sent(self, at: float) -> None:
         """A started request's headers went on the wire at `at`."""
         self._last_sent = max(self._last_sent, at)
+
+    def adapt(self, cap: int, spacing_s: float) -> None:
+        """Set the in-flight cap and the spacing an adaptive controller chose, clamped to the
+        configured limits (which stay ceilings: never more in flight, never closer starts)."""
+        self.cap = max(1, min(cap, self.limits.max_concurrency))
+        self.spacing_s = max(spacing_s, self.limits.min_interval_s)
+
+    def quota_refusal(self) -> str | None:
+        """Why the quota lets no more requests start (None: it does, or there is none)."""
+        return None if self.quota is None else self.quota.refusal()
 
     def cool_down(self, until: float) -> None:
         """Pause the whole source until clock time `until` (never shortens a pause)."""

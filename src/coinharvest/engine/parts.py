@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from coinharvest.engine.adaptive import SourceAdaptation
 from coinharvest.engine.breaker import CircuitBreaker
 from coinharvest.engine.hooks import EngineObserver, ResultSink
 from coinharvest.engine.limiter import Clock, SourceLimiter
@@ -29,6 +30,7 @@ class RunParts:
     :ivar job_timeout_s: safety net around one ``fetch`` (None: none).
     :ivar clock: monotonic seconds, the limiters' clock.
     :ivar breakers: one circuit breaker per source (engine/breaker.py).
+    :ivar adaptations: the adaptive controllers per source (empty: ``ADAPTIVE_LIMITS=off``).
     """
 
     sources: Mapping[str, Source]
@@ -41,3 +43,4 @@ class RunParts:
     clock: Clock
     job_timeout_s: float | None
     breakers: Mapping[str, CircuitBreaker]
+    adaptations: Mapping[str, SourceAdaptation]

@@ -188,7 +188,7 @@ async def run_service(
     sources = build_sources(settings, names=names)
     metrics = Metrics(sorted(sources), [c.symbol for c in coins()])
     tracker = RunTracker(store)
-    engine = build_engine(settings, sources, tracker, observer=metrics)
+    engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
     try:
         sched = _scheduler(settings, engine, coins, metrics)
         token = settings.coinharvest_api_token

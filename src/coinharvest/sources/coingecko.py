@@ -84,8 +84,12 @@ ZERO_IS_UNKNOWN = frozenset({"current_price", "market_cap", "circulating_supply"
 #: Default limits per plan (see the module docstring).
 PLAN_LIMITS: dict[str, SourceLimits] = {
     "public": SourceLimits(max_concurrency=1, min_interval_s=12.0, rate_per_window=5),
-    "demo": SourceLimits(max_concurrency=3, min_interval_s=2.0, rate_per_window=30),
-    "pro": SourceLimits(max_concurrency=5, min_interval_s=0.25, rate_per_window=250),
+    "demo": SourceLimits(
+        max_concurrency=3, min_interval_s=2.0, rate_per_window=30, quota_per_month=10_000
+    ),
+    "pro": SourceLimits(
+        max_concurrency=5, min_interval_s=0.25, rate_per_window=250, quota_per_month=100_000
+    ),
 }
 _PATH = "/coins/markets"
 log = get_logger("source:coingecko")

@@ -5,9 +5,10 @@ are mostly **strings** (reference §4.1). The key (``NEARBLOCKS_API_KEY``) is se
 ``Authorization: Bearer <key>``. NearBlocks serves only the NEAR network: a coin whose id
 here is not ``near`` fails with `UnknownCoin` (and the request is still made for the rest).
 
-Limits: the keyless free plan allows 6 requests per minute, 333 a day; its 429 carries no
-Retry-After. Default: 1 in flight, 10 s apart, 6 per minute (spacing = 60 s / 6, so a
-burst never uses the whole minute's allowance at once).
+Limits: the keyless free plan allows 6 requests per minute, 333 a day (and 10,000 per 30
+days with a registered key); its 429 carries no Retry-After. Default: 1 in flight, 10 s
+apart, 6 per minute (spacing = 60 s / 6, so a burst never uses the whole minute's allowance
+at once), 333 a day, and 10,000 a month when ``NEARBLOCKS_API_KEY`` is set.
 
 Metrics: ``tx_total`` (cumulative), ``tps``, ``avg_block_time_s`` and ``nodes_online`` as
 given, plus ``tx_count_24h`` **estimated** from the current ``tps`` × 86,400 (marked
@@ -28,6 +29,7 @@ Sample output for ``NEAR``::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,13 +37,17 @@ from coinharvest.errors import UnknownCoin
 from coinharvest.models import Coin, Confidence, SourceLimits
 from coinharvest.sources.base import CoinOutcome, FetchResult
 from coinharvest.sources.fields import JsonReader
-from coinharvest.sources.http import HttpSource
+from coinharvest.sources.http import HttpOptions, HttpSource
 from coinharvest.sources.reading import Reading
 
 __all__ = ["NEAR_ID", "NearBlocksSource"]
 
 #: The only coin id NearBlocks serves.
 NEAR_ID = "near"
+#: The free plan: 6/min, 10 s apart, 333 requests a day (docs/upstreams.md, [16]).
+FREE_PLAN = SourceLimits(
+    max_concurrency=1, min_interval_s=10.0, rate_per_window=6, quota_per_day=333
+)
 _PATH = "/v1/stats"
 _FIELDS = {
     "total_txns": "tx_total",
@@ -56,9 +62,15 @@ class NearBlocksSource(HttpSource):
     """NearBlocks ``/v1/stats`` (see the module docstring)."""
 
     name = "nearblocks"
-    default_limits = SourceLimits(max_concurrency=1, min_interval_s=10.0, rate_per_window=6)
+    default_limits = FREE_PLAN
     batch_size = 1
     default_base_url = "https://api.nearblocks.io"
+
+    def __init__(self, options: HttpOptions | None = None) -> None:
+        super().__init__(options)
+        # The free plan's 30-day window applies to registered keys only (docs/upstreams.md).
+        if self.api_key:
+            self.default_limits = replace(FREE_PLAN, quota_per_month=10_000)
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer <key>`` when a key is configured."""

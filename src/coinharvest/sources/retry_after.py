@@ -24,6 +24,7 @@ __all__ = [
     "MIN_BODY_HINT_S",
     "parse_body_retry_after",
     "parse_quota_spent",
+    "parse_rate_headers",
     "parse_retry_after",
 ]
 
@@ -113,6 +114,26 @@ def parse_quota_spent(headers: Mapping[str, str], now: datetime | None = None) -
         return None
     reset = _x_ratelimit_reset(headers.get("x-ratelimit-reset"), _reference_time(headers, now))
     return None if reset is None else _positive(reset)
+
+
+def parse_rate_headers(
+    headers: Mapping[str, str], now: datetime | None = None
+) -> tuple[float | None, float | None, float | None] | None:
+    """``(limit, remaining, reset_s)`` from ``x-ratelimit-limit`` / ``-remaining`` /
+    ``-reset`` (each None when absent or unusable); None when the answer has none of them.
+
+    `reset_s` is read as in `parse_quota_spent` (epoch, seconds or CoinGecko's date).
+    """
+    limit = _number((headers.get("x-ratelimit-limit") or "").strip())
+    remaining = _number((headers.get("x-ratelimit-remaining") or "").strip())
+    reset = _x_ratelimit_reset(headers.get("x-ratelimit-reset"), _reference_time(headers, now))
+    if limit is None and remaining is None and reset is None:
+        return None
+    return (
+        limit if limit is not None and limit > 0 else None,
+        remaining if remaining is not None and remaining >= 0 else None,
+        reset,
+    )
 
 
 def _number(value: str) -> float | None:

@@ -18,7 +18,9 @@ a start counts from the moment the request's headers are sent. So:
   TLS connection vs an idle one), so a job admitted later can overtake an earlier one that
   is still connecting, and admission-time spacing alone would not hold at the server;
 - `notify_exhausted(seconds)`: a successful answer said the source's quota is spent
-  (``x-ratelimit-remaining: 0``) until `seconds` from now; the engine pauses the source.
+  (``x-ratelimit-remaining: 0``) until `seconds` from now; the engine pauses the source;
+- `notify_rate_headers(limit, remaining, reset_s)`: an answer (good or a 429) carried the
+  upstream's ``x-ratelimit-*`` headers; the engine's adaptive rate control reads them.
 
 The callbacks live in a context variable, so they are per job task and need no plumbing
 through the `Source` interface. Sources that don't report lose nothing but this precision.
@@ -31,7 +33,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["about_to_send", "notify_exhausted", "notify_sent", "on_wire", "outgoing"]
+__all__ = [
+    "RateHeadersHook",
+    "about_to_send",
+    "notify_exhausted",
+    "notify_rate_headers",
+    "notify_sent",
+    "on_wire",
+    "outgoing",
+]
+
+#: Told ``(limit, remaining, reset_s)`` from an answer's rate-limit headers (None: absent).
+RateHeadersHook = Callable[[float | None, float | None, float | None], None]
 
 
 @dataclass(slots=True)
@@ -41,6 +54,7 @@ class _Job:
     sent: Callable[[], None] | None
     exhausted: Callable[[float], None] | None
     gate: Callable[[], Awaitable[None]] | None = None
+    rate_headers: RateHeadersHook | None = None
     settled: bool = False
 
 
@@ -53,11 +67,13 @@ def on_wire(
     sent: Callable[[], None] | None = None,
     exhausted: Callable[[float], None] | None = None,
     gate: Callable[[], Awaitable[None]] | None = None,
+    rate_headers: RateHeadersHook | None = None,
 ) -> Iterator[None]:
     """Within this block (in this task): `notify_sent()` calls `sent` (until the first
-    request has ended), `about_to_send()` awaits `gate()` first, and
-    `notify_exhausted(seconds)` calls `exhausted(seconds)`."""
-    token = _job.set(_Job(sent, exhausted, gate))
+    request has ended), `about_to_send()` awaits `gate()` first,
+    `notify_exhausted(seconds)` calls `exhausted(seconds)` and `notify_rate_headers(...)`
+    calls `rate_headers(...)`."""
+    token = _job.set(_Job(sent, exhausted, gate, rate_headers))
     try:
         yield
     finally:
@@ -84,6 +100,15 @@ def notify_exhausted(seconds: float) -> None:
     job = _job.get()
     if job is not None and job.exhausted is not None:
         job.exhausted(seconds)
+
+
+def notify_rate_headers(
+    limit: float | None, remaining: float | None, reset_s: float | None
+) -> None:
+    """An answer of the current job carried rate-limit headers (None for each one absent)."""
+    job = _job.get()
+    if job is not None and job.rate_headers is not None:
+        job.rate_headers(limit, remaining, reset_s)
 
 
 @contextmanager
