@@ -48,11 +48,10 @@ class SourceAdaptation:
         *,
         concurrency: ConcurrencyTuning | None = None,
         rate: RateTuning | None = None,
-        now: float = 0.0,
     ) -> None:
         self.limiter = limiter
         self.key_id = key
-        self.concurrency = ConcurrencyControl(limiter.limits.max_concurrency, concurrency, now=now)
+        self.concurrency = ConcurrencyControl(limiter.limits.max_concurrency, concurrency)
         self.rate = RateControl(limiter.limits, rate)
 
     def __repr__(self) -> str:
@@ -87,7 +86,8 @@ class SourceAdaptation:
         self, now: float, limit: float | None, remaining: float | None, reset_s: float | None
     ) -> None:
         """An answer carried the upstream's rate-limit headers."""
-        self.rate.announce(now, limit, remaining, reset_s)
+        del remaining, reset_s  # not paced over (engine/ratecontrol.py says why)
+        self.rate.announce(now, limit)
         self._apply(now, "from the upstream's rate-limit headers")
 
     def learned(self, at: datetime) -> LearnedLimit:
@@ -113,7 +113,7 @@ class SourceAdaptation:
     def _apply(self, now: float, why: str) -> None:
         lim = self.limiter
         before_cap, before_spacing = lim.cap, lim.spacing_s
-        lim.adapt(self.concurrency.cap, self.rate.spacing_s(now))
+        lim.adapt(self.concurrency.cap, self.rate.spacing_s())
         if lim.spacing_s != before_spacing:
             log.info(
                 "%s: pacing %s (configured %s) %s",

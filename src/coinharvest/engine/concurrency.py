@@ -2,7 +2,7 @@
 
 A server with capacity for K requests at once answers in its no-load time while fewer than
 K are in flight; beyond that, requests wait in its queue and every answer takes longer. By
-Little's law, with L requests in flight and a median answer time ``rtt``, about
+Little's law, with L requests in flight and a mean answer time ``rtt``, about
 ``L × (1 − rtt_noload / rtt)`` of them are waiting in the server's queue (the queue estimate
 of Netflix's Vegas limit). `ConcurrencyControl` keeps that estimate near one request:
 
@@ -14,9 +14,11 @@ of Netflix's Vegas limit). `ConcurrencyControl` keeps that estimate near one req
   capacity drops from 8 to 2;
 - a timeout or a 5xx multiplies it by 0.9, once per window of requests (Netflix AIMD's
   ``backoffRatio``);
-- the no-load time is the least window median of the last minute, refreshed by holding the
-  limit one below for one window every 20 s (Envoy's periodic minRTT measurement, made
-  gentle: one request less, not a drop to ``min_concurrency``);
+- the no-load time is the least 10th percentile of a window's answer times in the last
+  minute (so the answers that met no queue count even while the limit is too high, as at
+  the start), refreshed by holding the limit one below for one window every 20 s (Envoy's
+  periodic minRTT measurement, made gentle: one request less, not a drop to
+  ``min_concurrency``);
 - the configured ``MAX_<SRC>_CONCURRENCY`` stays the ceiling.
 
 Why not Envoy's gradient or Gradient2 as they are (docs/ADAPTIVE.md has the measurements):
@@ -43,7 +45,7 @@ class ConcurrencyTuning:
     :ivar min_samples: ...and holds at least this many answers (else it goes on).
     :ivar queue_low: fewer requests queued than this: grow by one.
     :ivar queue_high: more than this: shrink to what was in flight minus the queue.
-    :ivar rtt_memory_s: the no-load time is the least window median seen this long.
+    :ivar rtt_memory_s: the no-load time is the least window 10th percentile seen this long.
     :ivar probe_every_s: how often one window runs one request below the limit.
     :ivar drop_ratio: the limit is multiplied by this on a timeout or a 5xx.
     """
@@ -63,7 +65,6 @@ class ConcurrencyControl:
 
     :param ceiling: the configured most in flight; the limit never exceeds it.
     :param start: where the limit starts (a learned value); default: the ceiling.
-    :param now: the clock time the controller starts at.
     """
 
     def __init__(
@@ -72,7 +73,6 @@ class ConcurrencyControl:
         tuning: ConcurrencyTuning | None = None,
         *,
         start: float | None = None,
-        now: float = 0.0,
     ) -> None:
         self.ceiling = max(1, ceiling)
         self.tuning = tuning or ConcurrencyTuning()
@@ -82,9 +82,9 @@ class ConcurrencyControl:
         self._window_start: float | None = None
         self._rtts: list[float] = []
         self._max_in_flight = 0
-        self._medians: deque[tuple[float, float]] = deque()  # (window end, median rtt)
+        self._floors: deque[tuple[float, float]] = deque()  # (window end, p10 of its rtts)
         self._last_drop = float("-inf")
-        self._next_probe = now + self.tuning.probe_every_s
+        self._next_probe: float | None = None  # set when the first window closes
         self._probing = False
 
     def __repr__(self) -> str:
@@ -97,8 +97,8 @@ class ConcurrencyControl:
         return max(1, cap - 1) if self._probing else cap
 
     def no_load_rtt(self) -> float | None:
-        """The least window median remembered (None before the first window closes)."""
-        return min(m for _, m in self._medians) if self._medians else None
+        """The least window 10th percentile remembered (None before a window closed)."""
+        return min(m for _, m in self._floors) if self._floors else None
 
     def answered(self, now: float, rtt: float, in_flight: int) -> None:
         """A request that had `in_flight` requests out (itself included) when it was sent
@@ -121,31 +121,34 @@ class ConcurrencyControl:
         self.limit = max(1.0, self.limit * self.tuning.drop_ratio)
 
     def _close_window(self, now: float) -> None:
-        median = statistics.median(self._rtts)
+        rtts = sorted(self._rtts)
+        mean = statistics.fmean(rtts)
         used, probing = self._max_in_flight, self._probing
         self._rtts.clear()
         self._max_in_flight = 0
         self._window_start = now
-        self._remember(now, median)
+        self._remember(now, rtts[len(rtts) // 10])
         self._probing = False
         if probing:
             return  # one request below the limit: this window measured the no-load time
-        if now >= self._next_probe and self.cap > 1:
+        if self._next_probe is None:
+            self._next_probe = now + self.tuning.probe_every_s
+        elif now >= self._next_probe and self.cap > 1:
             self._probing = True
             self._next_probe = now + self.tuning.probe_every_s
-        self._decide(median, used)
+        self._decide(mean, used)
 
-    def _remember(self, now: float, median: float) -> None:
-        self._medians.append((now, median))
+    def _remember(self, now: float, floor: float) -> None:
+        self._floors.append((now, floor))
         horizon = now - self.tuning.rtt_memory_s
-        while len(self._medians) > 1 and self._medians[0][0] < horizon:
-            self._medians.popleft()
+        while len(self._floors) > 1 and self._floors[0][0] < horizon:
+            self._floors.popleft()
 
-    def _decide(self, median: float, used: int) -> None:
+    def _decide(self, mean: float, used: int) -> None:
         base = self.no_load_rtt()
-        if base is None or median <= 0 or used < 1:
+        if base is None or mean <= 0 or used < 1:
             return
-        queue = used * (1.0 - base / median)
+        queue = used * (1.0 - base / mean)
         if queue > self.tuning.queue_high:
             target = used - queue + self.tuning.queue_low
             self.limit = max(1.0, min(self.limit, target))

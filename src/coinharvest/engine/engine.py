@@ -121,9 +121,7 @@ class Engine:
         conc, rate = tuning or (None, None)
         self.adaptations = (
             {
-                name: SourceAdaptation(
-                    lim, keys.get(name, ""), concurrency=conc, rate=rate, now=clock()
-                )
+                name: SourceAdaptation(lim, keys.get(name, ""), concurrency=conc, rate=rate)
                 for name, lim in self.limiters.items()
             }
             if adaptive

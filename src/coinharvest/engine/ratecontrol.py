@@ -19,9 +19,12 @@ learned rate is paced as spacing (``60 / rate`` seconds between starts: no burst
   eighth of the configured rate, and only if at least half the current rate was used (the
   app-limited guard: idle time is no evidence).
 - **Headers.** ``x-ratelimit-limit`` below the configured rate (read as per minute, as
-  CoinGecko sends it) becomes the ceiling at once, without a 429; ``x-ratelimit-remaining``
-  with ``x-ratelimit-reset`` paces the rest of the window so the remaining requests last
-  until the reset. A 429's Retry-After cooldown is the engine's and stays.
+  CoinGecko sends it) sets the ceiling at once (one more than the limit), without a 429.
+  ``remaining`` and ``reset`` are not paced over: whether the reset frees the whole window
+  (a fixed window) or one start (a rolling one) differs by upstream, and pacing as if fixed
+  cost a fifth of the throughput against a rolling window (docs/ADAPTIVE.md);
+  ``remaining: 0`` still pauses the source until the reset, and a 429's Retry-After
+  cooldown stays.
 """
 
 from __future__ import annotations
@@ -80,26 +83,15 @@ class RateControl:
         self._ceiling_at = float("-inf")
         self._last_change = float("-inf")
         self._last_decrease = float("-inf")
-        self._pace: tuple[float, float] | None = None  # (rate, until) from remaining/reset
         self._starts: deque[float] = deque()
 
     def __repr__(self) -> str:
         return f"<RateControl rate={self.rate:.3g}/min ceiling={self.ceiling}>"
 
-    def per_minute(self, now: float) -> float:
-        """The rate in force at `now` (``inf``: no rate limit)."""
-        if self._pace is not None:
-            pace, until = self._pace
-            if now < until:
-                return min(self.rate, pace)
-            self._pace = None
-        return self.rate
-
-    def spacing_s(self, now: float) -> float:
-        """Seconds between starts that pace the rate in force; 0 while it is the configured
+    def spacing_s(self) -> float:
+        """Seconds between starts that pace the learned rate; 0 while it is the configured
         rate (the configured spacing and window then apply as they are, bursts included)."""
-        rate = self.per_minute(now)
-        return 0.0 if rate >= self.configured else 60.0 / rate
+        return 0.0 if self.rate >= self.configured else 60.0 / self.rate
 
     def started(self, now: float) -> None:
         """A request started at `now`."""
@@ -125,17 +117,13 @@ class RateControl:
             self._set_ceiling(min(current, max(seen, current * t.decrease)), now)
         self._last_decrease = self._last_change = now
 
-    def announce(
-        self, now: float, limit: float | None, remaining: float | None, reset_s: float | None
-    ) -> None:
-        """An answer carried ``x-ratelimit-limit`` / ``-remaining`` / ``-reset``."""
+    def announce(self, now: float, limit: float | None) -> None:
+        """An answer carried ``x-ratelimit-limit: limit`` (None: it did not)."""
         if limit is not None and 0 < limit < self.configured:
+            # `limit` is allowed, so one more is the rate that fails (as after a 429).
             self.announced = True
-            self._set_ceiling(limit, now)
-            self.rate = min(self.rate, limit * self.tuning.safety)
-        if remaining is not None and reset_s is not None and reset_s > 0:
-            pace = max(self.tuning.floor_per_minute, remaining * 60.0 / reset_s)
-            self._pace = (pace, now + reset_s) if pace < self.rate else None
+            self._set_ceiling(limit + 1.0, now)
+            self.rate = min(self.rate, (limit + 1.0) * self.tuning.safety)
 
     def answered(self, now: float) -> None:
         """A request was answered: after a quiet period, step the rate up."""
