@@ -1,17 +1,20 @@
 """The store as the engine's sink, on a real event loop: whole runs, and a database that
-fails in the middle of one (the run goes on; writes are retried; losses are reported)."""
+fails in the middle of one (the run goes on; writes are retried; losses are reported); and
+as its limit store (quota counts and learned limits outlive the engine)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime
 
 import pytest
 from enginekit import coin
 from sqlalchemy import text
 
 from coinharvest.engine import Engine
-from coinharvest.models import RunStatus, RunSummary
+from coinharvest.engine.quota import day_start
+from coinharvest.models import RunStatus, RunSummary, SourceLimits
 from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import Store, queries
 
@@ -84,3 +87,24 @@ async def test_what_cannot_be_written_is_reported(
     run = (await queries.list_runs(store.engine))[0]
     assert run.status == "partial" and run.coins_unsaved == 2
     assert run.error is not None and "C07, C13" in run.error
+
+
+async def test_a_daily_quota_and_learned_limits_outlive_the_engine(store: Store) -> None:
+    now = datetime.now(UTC)  # the engines' wall clock, frozen: one UTC day, whenever it runs
+
+    def engine() -> Engine:  # a fresh engine each time, as after a restart
+        limits = SourceLimits(max_concurrency=2, quota_per_day=3)
+        source = SimulatedSource("quota", limits=limits, seed=1)
+        return Engine(
+            {"quota": source}, sink=store, limit_store=store, adaptive=True, wall=lambda: now
+        )
+
+    first = await engine().run([coin(f"Q{i}", "quota") for i in range(2)])
+    assert first.coins_ok == 2
+    assert await store.requests_since(day_start(now)) == {"quota": 2}
+    # The next engine learns from the database that only one request is left today.
+    second = await engine().run([coin(f"R{i}", "quota") for i in range(3)])
+    assert (second.coins_ok, second.coins_deferred) == (1, 2)
+    assert await store.requests_since(day_start(now)) == {"quota": 3}
+    learned = await store.load_learned_limits()
+    assert [(limit.source, limit.key_id) for limit in learned] == [("quota", "")]

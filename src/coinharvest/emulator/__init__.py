@@ -11,6 +11,8 @@ from coinharvest.emulator.app import EmulatorApp
 from coinharvest.emulator.config import (
     UPSTREAMS,
     AuthConfig,
+    CapacityConfig,
+    CapacityStep,
     EmulatorConfig,
     FaultConfig,
     LatencyConfig,
@@ -29,6 +31,8 @@ __all__ = [
     "STRICT_LIMITS",
     "UPSTREAMS",
     "AuthConfig",
+    "CapacityConfig",
+    "CapacityStep",
     "EmulatorApp",
     "EmulatorConfig",
     "FaultConfig",

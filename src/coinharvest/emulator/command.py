@@ -104,8 +104,8 @@ _ConfigFile: TypeAlias = Annotated[
         "--config",
         exists=True,
         dir_okay=False,
-        help="TOML or JSON file with limits, latency, faults, auth and answer shapes per "
-        "upstream (overrides --strict; every other option overrides it).",
+        help="TOML or JSON file with limits, latency, faults, auth, answer shapes and "
+        "hidden capacity per upstream (overrides --strict; every other option overrides it).",
     ),
 ]
 _BlockchairKeyless: TypeAlias = Annotated[
@@ -152,7 +152,8 @@ def emulator(
     """Serve emulated CoinGecko, 3xpl, Blockchair, NearBlocks and Nano RPC APIs on one port.
 
     Each upstream lives under its own path prefix; set <SRC>_BASE_URL to the URLs printed
-    at start-up. Counters: GET /__emulator__/stats; reset: POST /__emulator__/reset;
+    at start-up. Counters: GET /__emulator__/stats (served requests over time:
+    GET /__emulator__/trace); reset: POST /__emulator__/reset;
     change settings live: POST /__emulator__/config (JSON, same schema as --config).
 
     Answers follow the real payloads: Blockchair needs a key (BLOCKCHAIR_API_KEY=anything);

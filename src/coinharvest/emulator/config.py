@@ -22,6 +22,22 @@ passed to :func:`coinharvest.emulator.run_emulator`. Example (TOML)::
     pre_v19 = true         # block_count without "cemented"
     rate_limit_body = "text"
 
+    # An upstream whose real limits differ from the documented ones (capacity_config.py):
+    [upstreams.3xpl.capacity]
+    concurrent = 8         # hidden server capacity: requests *served* at once; more queue (FIFO)
+    steps = [ { at_s = 20, concurrent = 2 }, { at_s = 40, concurrent = 8, ramp_s = 5 } ]
+                           # capacity changes, at_s counted from when steps were configured;
+                           # ramp_s > 0: linear from the previous value over ramp_s seconds
+    hidden_rate = 10       # starts really allowed per hidden_window_s, per key / IP; over it:
+    hidden_window_s = 60   # the upstream's 429 (+ Retry-After as limits.retry_after says),
+                           # counted as hidden_rejected, not as a violation
+    headers = true         # x-ratelimit-limit / -remaining / -reset on every answer, for
+                           # hidden_rate if set, else limits.rate (CoinGecko: its date format)
+
+The latency is then the *service time*: with capacity K, latency L and N > K concurrent
+clients, answers take about L x N / K. Changing ``capacity.steps`` restarts their clock
+(as a changed storm does).
+
 Every field has a default that disables the feature (no limits, no latency, no faults), so
 ``EmulatorConfig()`` is a permissive, fast emulator, with one exception that is reality:
 Blockchair requires an API key (``auth.key_required`` defaults to "the upstream's rule").
@@ -36,11 +52,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from coinharvest.emulator.capacity_config import CapacityConfig, CapacityStep
+
 __all__ = [
     "FAULT_KINDS",
     "NEARBLOCKS_STATS_FIELDS",
     "UPSTREAMS",
     "AuthConfig",
+    "CapacityConfig",
+    "CapacityStep",
     "EmulatorConfig",
     "FaultConfig",
     "LatencyConfig",
@@ -107,7 +127,11 @@ class LimitConfig(_Model):
 
 
 class LatencyConfig(_Model):
-    """Delay added to every admitted request: ``fixed_ms`` plus a random jitter."""
+    """Delay added to every admitted request: ``fixed_ms`` plus a random jitter.
+
+    It is the request's *service time*: with a ``capacity``, it starts once the request
+    has a service slot.
+    """
 
     fixed_ms: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
@@ -258,6 +282,7 @@ class UpstreamConfig(_Model):
     faults: FaultConfig = FaultConfig()
     auth: AuthConfig = AuthConfig()
     shape: ShapeConfig = ShapeConfig()
+    capacity: CapacityConfig = CapacityConfig()
 
     def limits_for(self, key: str) -> LimitConfig:
         """The limits that apply to ``key`` (an API key, or ``ip:<addr>`` when keyless)."""

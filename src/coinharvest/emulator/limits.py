@@ -78,17 +78,26 @@ class KeyLimiter:
         On admission the start is recorded and ``in_flight`` goes up; the caller must call
         :meth:`finish` when the response is sent.
         """
+        rejection = self.check(limits, now, wall)
+        if rejection is None:
+            self.record(now)
+        return rejection
+
+    def check(self, limits: LimitConfig, now: float, wall: dt.datetime) -> Rejection | None:
+        """Why a request at ``now`` would be refused, or ``None``; records nothing.
+
+        Follow an admission with :meth:`record` (:meth:`try_start` does both).
+        """
         self._roll_calendar(wall)
         self._expire(limits, now)
         broken: list[tuple[str, float, str]] = []
         self._check_flow(limits, now, broken)
         self._check_caps(limits, wall, broken)
-        if broken:
-            remaining = max(0, limits.rate - len(self.starts)) if limits.rate else 0
-            kinds, waits, details = zip(*broken, strict=True)
-            return Rejection(kinds, max(waits), limits.rate, remaining, details)
-        self._record(now)
-        return None
+        if not broken:
+            return None
+        remaining = max(0, limits.rate - len(self.starts)) if limits.rate else 0
+        kinds, waits, details = zip(*broken, strict=True)
+        return Rejection(kinds, max(waits), limits.rate, remaining, details)
 
     def finish(self) -> None:
         """Mark one admitted request as finished."""
@@ -98,6 +107,11 @@ class KeyLimiter:
         """Seconds until the oldest start in the window leaves it (0 if the window is empty)."""
         self._expire(limits, now)
         return max(0.0, self.starts[0] + limits.window_s - now) if self.starts else 0.0
+
+    def window_count(self, limits: LimitConfig, now: float) -> int:
+        """Starts in the rolling window ending at ``now``."""
+        self._expire(limits, now)
+        return len(self.starts)
 
     def _check_flow(
         self, limits: LimitConfig, now: float, broken: list[tuple[str, float, str]]
@@ -138,7 +152,8 @@ class KeyLimiter:
         if month != self.month:
             self.month, self.month_count = month, 0
 
-    def _record(self, now: float) -> None:
+    def record(self, now: float) -> None:
+        """Count an admitted start at ``now`` (it is in flight until :meth:`finish`)."""
         self.in_flight += 1
         self.last_start = now
         self.starts.append(now)

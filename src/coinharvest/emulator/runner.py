@@ -112,7 +112,13 @@ class RunningEmulator:
 
     async def stats(self) -> dict[str, Any]:
         """The same document as ``GET /__emulator__/stats``."""
-        return self.app.stats.snapshot()
+        return self.app.snapshot()
+
+    async def trace(
+        self, upstream: UpstreamName | None = None, since_s: float | None = None
+    ) -> dict[str, Any]:
+        """The same document as ``GET /__emulator__/trace`` (served requests over time)."""
+        return self.app.trace(upstream, since_s)
 
     async def reset(self) -> None:
         """Clear counters and limiter state, as ``POST /__emulator__/reset``."""
@@ -137,8 +143,8 @@ class RunningEmulator:
         """Merge settings into one upstream, e.g. ``set_upstream("nano", faults={"reset": 0.1})``.
 
         Keyword names are the sections of :class:`~coinharvest.emulator.config.UpstreamConfig`
-        (``limits``, ``key_limits``, ``latency``, ``faults``, ``auth``, ``shape``); values are
-        mappings or config objects.
+        (``limits``, ``key_limits``, ``latency``, ``faults``, ``auth``, ``shape``,
+        ``capacity``); values are mappings or config objects.
         """
         if name not in UPSTREAMS:
             raise ValueError(f"unknown upstream {name!r}; expected one of {UPSTREAMS}")

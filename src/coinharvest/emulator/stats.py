@@ -15,19 +15,27 @@ Shape of :meth:`Stats.snapshot` (all maps keyed by upstream name first)::
       "max_in_flight": {"coingecko": {"demo-key": 3}},
       "min_spacing_ms": {"coingecko": {"demo-key": 2000.4}},   # between request arrivals
       "ids_per_request": {"coingecko": {"/coins/markets": {"requests": 3, "total": 33, "min": 11,
-                                                            "max": 11, "recent": [11, 11, 11]}}}
+                                                            "max": 11, "recent": [11, 11, 11]}}},
+      "hidden_rejected": {"3xpl": 4},        # over capacity.hidden_rate (also in rate_limited)
+      "service": {"3xpl": {"capacity": 8, "queued": 0, "in_service": 2, "served": 420,
+                           "max_queued": 12, "max_in_service": 8}}     # see trace.py
     }
 
 A *violation* is a client mistake (breaking a limit, ignoring a Retry-After, a batch too
 large). A storm rejection is counted in ``rate_limited`` (reason ``storm``) but is not a
-violation: the client did nothing wrong.
+violation: the client did nothing wrong. Nor is a rejection over an upstream's hidden rate
+(``capacity.hidden_rate``): counted in ``rate_limited`` (reason ``hidden``) and
+``hidden_rejected``. The served requests' time series is in :attr:`Stats.service`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
 from typing import Any
+
+from coinharvest.emulator.trace import ServiceTrace
 
 __all__ = ["Stats"]
 
@@ -85,6 +93,8 @@ class Stats:
         self.last_arrival: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self.min_spacing: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self.ids: defaultdict[str, dict[str, _IdsStat]] = defaultdict(dict)
+        self.hidden_rejected: Counter[str] = Counter()
+        self.service = ServiceTrace()
 
     def arrival(self, upstream: str, endpoint: str, key: str, now: float) -> None:
         """Count a request and track the spacing between arrivals of the same key."""
@@ -117,6 +127,11 @@ class Stats:
         """Count a rate-limit rejection sent (429, or Blockchair's 402/430)."""
         self.rate_limited[upstream][reason] += 1
 
+    def hidden_rejection(self, upstream: str) -> None:
+        """Count a rejection over the upstream's hidden rate (not a violation)."""
+        self.rate_limited[upstream]["hidden"] += 1
+        self.hidden_rejected[upstream] += 1
+
     def violation(self, upstream: str, key: str, kind: str, detail: str = "") -> None:
         """Count one client mistake of ``kind``."""
         self.violations[upstream][kind] += 1
@@ -132,8 +147,12 @@ class Stats:
         """Record how many coin ids one request asked for."""
         self.ids[upstream].setdefault(endpoint, _IdsStat()).add(ids)
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy of all counters (see the module docstring)."""
+    def snapshot(self, live: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """A JSON-ready copy of all counters (see the module docstring).
+
+        ``live`` holds each upstream's service gauges now (``capacity``, ``queued``,
+        ``in_service``), merged into ``service``.
+        """
         by_kind: Counter[str] = Counter()
         for counts in self.violations.values():
             by_kind.update(counts)
@@ -163,4 +182,6 @@ class Stats:
             "ids_per_request": {
                 u: {e: s.as_dict() for e, s in m.items()} for u, m in self.ids.items()
             },
+            "hidden_rejected": dict(self.hidden_rejected),
+            "service": self.service.counters(live or {}),
         }

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from coinharvest.engine.concurrency import ConcurrencyControl, ConcurrencyTuning
 from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.engine.ratecontrol import RateControl, RateTuning, configured_rate
+from coinharvest.errors import RateLimited, TransientError
 from coinharvest.logs import get_logger
 from coinharvest.models import LearnedLimit
 
-__all__ = ["LimitView", "SourceAdaptation", "key_id", "limit_view"]
+__all__ = ["AdaptiveOptions", "LimitView", "SourceAdaptation", "key_id", "limit_view"]
 
 log = get_logger("limiter")
 
@@ -36,6 +38,16 @@ def key_id(api_key: str | None) -> str:
     if not api_key:
         return ""
     return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveOptions:
+    """How the engine adapts: which API key each source uses (`key_id`), and the
+    controllers' constants (None: their defaults; tests and benchmarks change them)."""
+
+    key_ids: Mapping[str, str] = field(default_factory=dict)
+    concurrency: ConcurrencyTuning | None = None
+    rate: RateTuning | None = None
 
 
 class SourceAdaptation:
@@ -65,6 +77,16 @@ class SourceAdaptation:
     def started(self, now: float) -> None:
         """A request of this source started at `now`."""
         self.rate.started(now)
+
+    def observe(self, now: float, started_at: float, in_flight: int, outcome: object) -> None:
+        """A request sent at `started_at` (with `in_flight` out) ended at `now` with
+        `outcome`: an answer, or the `SourceError` that ended it."""
+        if not isinstance(outcome, BaseException):
+            self.answered(now, started_at, in_flight)
+        elif isinstance(outcome, RateLimited):
+            self.rate_limited(now, started_at)
+        elif isinstance(outcome, TransientError) and not outcome.unreachable:
+            self.dropped(now, started_at)  # a timeout or a 5xx: the server strains
 
     def answered(self, now: float, started_at: float, in_flight: int) -> None:
         """A request sent at `started_at` (with `in_flight` out) was answered well at `now`."""

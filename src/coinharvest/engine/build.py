@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping
 
 from coinharvest.config import Settings
-from coinharvest.engine.adaptive import key_id
+from coinharvest.engine.adaptive import AdaptiveOptions, key_id
 from coinharvest.engine.engine import Engine
 from coinharvest.engine.hooks import EngineObserver, LimitStore, ResultSink
 from coinharvest.engine.retry import RetryPolicy
@@ -48,7 +48,7 @@ def build_engine(
         observer=observer,
         breaker_failures=settings.breaker_failures,
         breaker_cooloff_s=settings.breaker_cooloff_seconds,
-        adaptive=settings.adaptive_limits,
-        key_ids={name: key_id(settings.source(name).api_key) for name in sources},
+        adaptive=settings.adaptive_limits
+        and AdaptiveOptions({name: key_id(settings.source(name).api_key) for name in sources}),
         limit_store=limit_store,
     )

@@ -24,9 +24,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from coinharvest.engine.adaptive import LimitView, SourceAdaptation, limit_view
+from coinharvest.engine.adaptive import AdaptiveOptions, LimitView, SourceAdaptation, limit_view
 from coinharvest.engine.breaker import CircuitBreaker, CircuitState
-from coinharvest.engine.concurrency import ConcurrencyTuning
 from coinharvest.engine.hooks import (
     EngineObserver,
     LimitStore,
@@ -38,7 +37,6 @@ from coinharvest.engine.limiter import Clock, SourceLimiter, loop_clock
 from coinharvest.engine.memory import LimitMemory
 from coinharvest.engine.parts import RunParts
 from coinharvest.engine.quota import QuotaBudget, WallClock, utc_now
-from coinharvest.engine.ratecontrol import RateTuning
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.engine.run import Run
 from coinharvest.engine.slots import GlobalSlots
@@ -46,19 +44,39 @@ from coinharvest.logs import get_logger
 from coinharvest.models import Coin, RunSummary, SourceLimits
 from coinharvest.sources.base import Source
 
-__all__ = ["Engine", "Tuning"]
+__all__ = ["Engine"]
 
 log = get_logger("engine")
 
-#: Constants of the two adaptive controllers (None: their defaults).
-Tuning = tuple[ConcurrencyTuning | None, RateTuning | None]
+
+def _adaptations(
+    limiters: Mapping[str, SourceLimiter], adaptive: bool | AdaptiveOptions
+) -> dict[str, SourceAdaptation]:
+    if adaptive is False:
+        return {}
+    opts = AdaptiveOptions() if adaptive is True else adaptive
+    return {
+        name: SourceAdaptation(
+            lim, opts.key_ids.get(name, ""), concurrency=opts.concurrency, rate=opts.rate
+        )
+        for name, lim in limiters.items()
+    }
 
 
-def _limiter(name: str, limits: SourceLimits, clock: Clock, wall: WallClock) -> SourceLimiter:
-    quota = None
-    if limits.quota_per_day is not None or limits.quota_per_month is not None:
-        quota = QuotaBudget(name, limits.quota_per_day, limits.quota_per_month, wall)
-    return SourceLimiter(name, limits, clock, quota)
+def _limiters(
+    sources: Mapping[str, Source],
+    overrides: Mapping[str, SourceLimits],
+    clock: Clock,
+    wall: WallClock,
+) -> dict[str, SourceLimiter]:
+    built: dict[str, SourceLimiter] = {}
+    for name, src in sources.items():
+        limits = overrides.get(name, src.default_limits)
+        quota = None
+        if limits.quota_per_day is not None or limits.quota_per_month is not None:
+            quota = QuotaBudget(name, limits.quota_per_day, limits.quota_per_month, wall)
+        built[name] = SourceLimiter(name, limits, clock, quota)
+    return built
 
 
 class Engine:
@@ -78,8 +96,8 @@ class Engine:
         breaker_failures / breaker_cooloff_s: a source whose connections fail this many
             times in a row is sent nothing for this long, then probed (engine/breaker.py).
         adaptive: learn each source's in-flight limit and rate below its limits
-            (``ADAPTIVE_LIMITS``, engine/adaptive.py); `tuning` overrides the controllers'
-            constants (tests, benchmarks); `key_ids` says which API key each source uses.
+            (``ADAPTIVE_LIMITS``, engine/adaptive.py); an `AdaptiveOptions` also says which
+            API key each source uses and may override the controllers' constants.
         limit_store: keeps learned limits and counts requests for quotas (engine/memory.py).
         wall: the wall clock, read only for quota periods (UTC days and months).
     """
@@ -99,9 +117,7 @@ class Engine:
         clock: Clock = loop_clock,
         breaker_failures: int = 3,
         breaker_cooloff_s: float = 30.0,
-        adaptive: bool = False,
-        tuning: Tuning | None = None,
-        key_ids: Mapping[str, str] | None = None,
+        adaptive: bool | AdaptiveOptions = False,
         limit_store: LimitStore | None = None,
         wall: WallClock = utc_now,
     ) -> None:
@@ -112,21 +128,8 @@ class Engine:
         self.job_timeout_s = job_timeout_s
         self.sink: ResultSink = sink if sink is not None else MemorySink()
         self.observer: EngineObserver = observer or NullObserver()
-        overrides = dict(limits or {})
-        self.limiters = {
-            name: _limiter(name, overrides.get(name, src.default_limits), clock, wall)
-            for name, src in self.sources.items()
-        }
-        keys = dict(key_ids or {})
-        conc, rate = tuning or (None, None)
-        self.adaptations = (
-            {
-                name: SourceAdaptation(lim, keys.get(name, ""), concurrency=conc, rate=rate)
-                for name, lim in self.limiters.items()
-            }
-            if adaptive
-            else {}
-        )
+        self.limiters = _limiters(self.sources, limits or {}, clock, wall)
+        self.adaptations = _adaptations(self.limiters, adaptive)
         self.memory = LimitMemory(limit_store, self.limiters, self.adaptations, clock, wall)
         sizes = dict(batch_sizes or {})
         self.batch_sizes = {

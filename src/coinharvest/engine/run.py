@@ -182,7 +182,8 @@ class Run:
     def _settle(
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float
     ) -> None:
-        self._adapt(job, outcome, now)
+        if (adaptation := self.parts.adaptations.get(job.source)) is not None:
+            adaptation.observe(now, job.started_at, job.in_flight, outcome)
         if not isinstance(outcome, BaseException):
             self.access.answered(job.source, outcome, now, "")
             self.book.deliver_job(job, record, outcome, self.parts.sources[job.source].redact)
@@ -206,18 +207,6 @@ class Run:
         else:
             for coin in job.coins:
                 self.book.chain_error(coin, job.source, text)
-
-    def _adapt(self, job: Job, outcome: Outcome, now: float) -> None:
-        """Tell the source's adaptive controllers how its request went."""
-        adaptation = self.parts.adaptations.get(job.source)
-        if adaptation is None:
-            return
-        if not isinstance(outcome, BaseException):
-            adaptation.answered(now, job.started_at, job.in_flight)
-        elif isinstance(outcome, RateLimited):
-            adaptation.rate_limited(now, job.started_at)
-        elif isinstance(outcome, TransientError) and not outcome.unreachable:
-            adaptation.dropped(now, job.started_at)  # a timeout or a 5xx: the server strains
 
     def _rate_limited(
         self, lane: Lane, job: Job, record: JobRecord, error: RateLimited, now: float

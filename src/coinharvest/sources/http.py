@@ -59,21 +59,16 @@ from coinharvest.errors import (
     TransientError,
 )
 from coinharvest.logs import get_logger
+from coinharvest.sources import sending
 from coinharvest.sources.answers import html_summary, is_html, text_of, upstream_message
 from coinharvest.sources.base import REDACTED, Source, redact
 from coinharvest.sources.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_S, HttpOptions
 from coinharvest.sources.retry_after import (
     parse_body_retry_after,
     parse_quota_spent,
-    parse_rate_headers,
     parse_retry_after,
 )
-from coinharvest.sources.sending import (
-    about_to_send,
-    notify_exhausted,
-    notify_rate_headers,
-    outgoing,
-)
+from coinharvest.sources.sending import about_to_send, notify_exhausted, outgoing
 
 if TYPE_CHECKING:
     from coinharvest.config import Settings
@@ -244,8 +239,7 @@ class HttpClient:
         self._log.debug(
             "%s -> %d in %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1e3
         )
-        if (rate := parse_rate_headers(response.headers)) is not None:
-            notify_rate_headers(*rate)
+        sending.report_rate_headers(response.headers)
         if not response.is_success:
             raise self._status_error(response)
         if (reset_in := parse_quota_spent(response.headers)) is not None:

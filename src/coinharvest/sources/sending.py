@@ -28,10 +28,12 @@ through the `Source` interface. Sources that don't report lose nothing but this 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from coinharvest.sources.retry_after import parse_rate_headers
 
 __all__ = [
     "RateHeadersHook",
@@ -41,6 +43,7 @@ __all__ = [
     "notify_sent",
     "on_wire",
     "outgoing",
+    "report_rate_headers",
 ]
 
 #: Told ``(limit, remaining, reset_s)`` from an answer's rate-limit headers (None: absent).
@@ -109,6 +112,12 @@ def notify_rate_headers(
     job = _job.get()
     if job is not None and job.rate_headers is not None:
         job.rate_headers(limit, remaining, reset_s)
+
+
+def report_rate_headers(headers: Mapping[str, str]) -> None:
+    """`notify_rate_headers` with what `headers` (case-insensitive) say, if anything."""
+    if (rate := parse_rate_headers(headers)) is not None:
+        notify_rate_headers(*rate)
 
 
 @contextmanager

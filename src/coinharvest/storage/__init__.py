@@ -4,6 +4,8 @@
   retried, recovering runs left ``running`` by a crash.
 - `open_store` / `store_from_settings` / `reader` (``factory.py``): from `Settings`.
 - ``queries.py``: runs list, run detail, latest values, history, export rows.
+- ``limits.py``: what the adaptive limit controller learned, per source and API key.
+- ``usage.py``: requests sent since a time, per source (daily and monthly quotas).
 - ``schema.py`` + ``migrations/`` (Alembic, applied on every open) + ``migrate.py``.
 - No Rich and no Typer here: the CLI's storage commands live in ``coinharvest.cli``.
 """

@@ -1,4 +1,4 @@
-"""The database schema: four tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
+"""The database schema: five tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
 
 ::
 
@@ -7,6 +7,8 @@
                     transaction, the moment the coin completes
     observations    one row per (run, coin, source, metric); the values themselves
     job_events      one row per (run, job, attempt): the per-source request timeline
+    learned_limits  one row per (source, API key fingerprint): what the adaptive limit
+                    controller learned, kept across runs (revision 0004)
 
 Keys make every write idempotent: a retried write hits the same primary/unique key and is
 ignored or updated instead of duplicated. Timestamps are timezone-aware UTC in Python on
@@ -14,7 +16,9 @@ both backends (`UTCDateTime`).
 
 Indexes serve the two hot reads: "latest value per coin and metric"
 (``ix_observations_symbol_metric_observed``) and "history of one metric" (the same index,
-range-scanned by ``observed_at``); ``ix_runs_started`` serves the runs list.
+range-scanned by ``observed_at``); ``ix_runs_started_at`` serves the runs list and, with
+``ix_job_events_run_id_source_started_s`` (covering), the count of requests sent since a
+time (`coinharvest.storage.usage`).
 
 This module is the *current* shape; the migrations in ``migrations/versions`` build it, and a
 test checks that a migrated database matches `metadata`.
@@ -45,7 +49,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "coin_results", "job_events", "metadata", "observations", "runs"]
+__all__ = [
+    "UTCDateTime",
+    "coin_results",
+    "job_events",
+    "learned_limits",
+    "metadata",
+    "observations",
+    "runs",
+]
 
 #: Constraint names are fixed so migrations can refer to them on every backend.
 metadata = MetaData(
@@ -174,4 +186,20 @@ job_events = Table(
     Column("error", Text),
     PrimaryKeyConstraint("run_id", "job_id", "attempt"),
     ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+    # Requests since a time (revision 0004): a run's attempts read from the index alone.
+    Index(None, "run_id", "source", "started_s"),
+)
+
+learned_limits = Table(
+    "learned_limits",
+    metadata,
+    Column("source", String(64), nullable=False),
+    #: Fingerprint of the API key the limits were learned with; "" without a key.
+    Column("key_id", String(128), nullable=False),
+    Column("concurrency", Float, nullable=False),
+    Column("rate_per_minute", Float, nullable=False),
+    #: The rate the upstream last refused (429) or announced; NULL when it never did.
+    Column("ceiling_per_minute", Float),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("source", "key_id"),
 )

@@ -27,6 +27,11 @@ Writes (the `ResultSink` contract, see `coinharvest.engine.hooks`):
   ``coins_unsaved`` and ``error``, and a ``completed`` run is recorded as ``partial``;
 - SQLite: writes go through one gate, one at a time (WAL lets readers run alongside), so
   concurrent completions never meet "database is locked"; PostgreSQL: up to the pool size.
+
+Beside the sink, the store keeps what the adaptive limit controller learned
+(`load_learned_limits`, `save_learned_limits`, `reset_learned_limits`: ``limits.py``) and
+counts the requests sent since a time for quotas (`requests_since`: ``usage.py``), through
+the same gate and retries.
 """
 
 from __future__ import annotations
@@ -39,22 +44,27 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from coinharvest.errors import StoreError
 from coinharvest.logs import get_logger
-from coinharvest.models import Coin, CoinResult, JobRecord, RunStatus, RunSummary
+from coinharvest.models import Coin, CoinResult, JobRecord, LearnedLimit, RunStatus, RunSummary
 from coinharvest.storage import writes
 from coinharvest.storage.database import open_database
 from coinharvest.storage.failures import describe, is_transient, translate
+from coinharvest.storage.limits import load_limits, reset_limits, save_limits
 from coinharvest.storage.migrate import upgrade
+from coinharvest.storage.usage import count_requests
 from coinharvest.storage.writes import RunStart
 
 __all__ = ["Store", "WritePolicy"]
 
 log = get_logger("store")
+
+T = TypeVar("T")
 
 #: Message stored on runs found ``running`` after their process ended.
 INTERRUPTED_REASON = "interrupted: the process ended before the run finished"
@@ -254,6 +264,26 @@ class Store:
         """Coins of a finished run that could not be stored: symbol → last error ({} = none)."""
         return dict(self._reported.get(run_id, {}))
 
+    # ----------------------------------------------------------------- limits and quotas
+    # StoreError once a failure is permanent or retries are spent; ValueError for naive times.
+
+    async def load_learned_limits(self) -> list[LearnedLimit]:
+        """Every learned limit stored, by source then key id (`limits.load_limits`)."""
+        return await self._write("reading learned limits", load_limits)
+
+    async def save_learned_limits(self, limits: Sequence[LearnedLimit]) -> None:
+        """Upsert `limits` by (source, key_id) in one transaction; idempotent."""
+        await self._write("saving learned limits", lambda conn: save_limits(conn, limits))
+
+    async def reset_learned_limits(self, source: str | None = None) -> int:
+        """Forget `source`'s learned limits (every key), or all of them; rows deleted."""
+        return await self._write("resetting learned limits", lambda c: reset_limits(c, source))
+
+    async def requests_since(self, since: datetime) -> dict[str, int]:
+        """Per source, requests (started job attempts) of any run that started at or after
+        `since` (aware), as stored so far (`usage.count_requests`)."""
+        return await self._write("counting requests", lambda conn: count_requests(conn, since))
+
     # ----------------------------------------------------------------- internals
 
     def _book(self, run_id: str) -> _RunBook:
@@ -284,8 +314,8 @@ class Store:
             if (job.ended_s, job.status) == state:  # unchanged since it was written
                 book.pending_jobs.pop((job.job_id, job.attempt), None)
 
-    async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[None]]) -> None:
-        """Run `body` in one transaction through the gate, retried per `policy`.
+    async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `body` in one transaction through the gate, retried per `policy`; its result.
 
         :raises StoreError: ``"<what>: <reason>"`` once a failure is permanent or the
             attempts are used up.
@@ -293,8 +323,7 @@ class Store:
         for attempt in range(1, self.policy.attempts + 1):
             try:
                 async with self._gate, self.engine.begin() as conn:
-                    await body(conn)
-                return
+                    return await body(conn)
             except (SQLAlchemyError, OSError) as exc:
                 if not is_transient(exc) or attempt == self.policy.attempts:
                     raise StoreError(f"{what}: {describe(exc)}") from exc
@@ -308,6 +337,7 @@ class Store:
                     wait,
                 )
                 await asyncio.sleep(wait)
+        raise StoreError(f"{what}: not tried (WritePolicy.attempts < 1)")
 
     def _is_dead(self, owner: str | None, started: datetime, now: datetime) -> bool:
         """Whether a ``running`` run's process is gone.

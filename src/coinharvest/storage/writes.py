@@ -40,6 +40,7 @@ __all__ = [
     "interrupt_runs",
     "probe_writable",
     "running_runs",
+    "upsert",
     "write_coin",
     "write_jobs",
 ]
@@ -56,7 +57,7 @@ class RunStart:
     owner: str
 
 
-def _upsert(
+def upsert(
     conn: AsyncConnection, table: Table, keys: Sequence[str], update_cols: Sequence[str]
 ) -> Any:
     """INSERT .. ON CONFLICT (keys) DO UPDATE (or NOTHING); built once per shape and dialect.
@@ -100,7 +101,7 @@ def _run_values(start: RunStart) -> dict[str, Any]:
 
 async def insert_run(conn: AsyncConnection, start: RunStart) -> None:
     """The run's row with status ``running``; an existing row is left as it is."""
-    await conn.execute(_upsert(conn, runs, ["run_id"], []), [_run_values(start)])
+    await conn.execute(upsert(conn, runs, ["run_id"], []), [_run_values(start)])
 
 
 async def write_coin(
@@ -113,13 +114,13 @@ async def write_coin(
     unique = {(o.source, o.metric): o for o in result.observations}
     row = _result_row(run_id, result, len(unique), stored_at)
     keys = ["run_id", "symbol"]
-    await conn.execute(_upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
+    await conn.execute(upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
     if not unique:
         return
     obs_rows = [_observation_row(run_id, result.symbol, o, stored_at) for o in unique.values()]
     obs_keys = ["run_id", "symbol", "source", "metric"]
     obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
-    await conn.execute(_upsert(conn, observations, obs_keys, obs_update), obs_rows)
+    await conn.execute(upsert(conn, observations, obs_keys, obs_update), obs_rows)
 
 
 def _result_row(
@@ -178,7 +179,7 @@ async def write_jobs(conn: AsyncConnection, run_id: str, jobs: Sequence[JobRecor
     ]
     keys = ["run_id", "job_id", "attempt"]
     cols = ["source", "symbols", "queued_s", "started_s", "ended_s", "status", "error"]
-    await conn.execute(_upsert(conn, job_events, keys, cols), rows)
+    await conn.execute(upsert(conn, job_events, keys, cols), rows)
 
 
 async def finish_run(
@@ -209,7 +210,7 @@ async def finish_run(
         "error": error,
     }
     cols = [k for k in values if k not in {"run_id", "started_at", "trigger", "owner"}]
-    await conn.execute(_upsert(conn, runs, ["run_id"], cols), [values])
+    await conn.execute(upsert(conn, runs, ["run_id"], cols), [values])
 
 
 async def running_runs(conn: AsyncConnection) -> Mapping[str, tuple[str | None, datetime]]:

@@ -8,7 +8,8 @@ of its errors. Limits, latency, faults and stats are applied uniformly by
 1. :meth:`Upstream.route` — the endpoint label and its handler, or ``None`` (→ :meth:`not_found`);
 2. :meth:`Upstream.identify` — the key label, or an auth error response;
 3. after admission, the handler; on a limit breach or storm, :meth:`Upstream.rejection`;
-   on an injected 5xx, :meth:`Upstream.server_error`.
+   on an injected 5xx, :meth:`Upstream.server_error`;
+4. with ``capacity.headers`` on, :meth:`Upstream.quota_headers` for every answer.
 
 Handlers must be fast, synchronous and pure functions of the request and the data clock.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +129,20 @@ class Upstream(ABC):
     @abstractmethod
     def rejection(self, context: RejectionContext) -> Response:
         """The upstream's exact rate-limit answer (body and headers)."""
+
+    def quota_headers(
+        self, limit: int, remaining: int, reset_s: float, wall: dt.datetime
+    ) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-limit``, ``-remaining`` and ``-reset`` as this upstream writes them.
+
+        ``reset_s`` is the seconds until the oldest start leaves the window, at UTC
+        ``wall``. Default: the reset in whole seconds (rounded up).
+        """
+        return [
+            (b"x-ratelimit-limit", str(limit).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(max(reset_s, 0.0))).encode()),
+        ]
 
     def not_found(self, request: Request) -> Response:
         """Answer for an unknown path."""

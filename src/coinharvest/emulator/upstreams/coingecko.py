@@ -140,12 +140,22 @@ class CoinGecko(Upstream):
         }
         return json_response(400, body)
 
-    def rejection(self, context: RejectionContext) -> Response:
-        reset_at = context.wall + dt.timedelta(seconds=math.ceil(max(context.wait_s, 0.0)))
-        headers = [
-            (b"x-ratelimit-limit", str(context.limit or 30).encode()),
-            (b"x-ratelimit-remaining", str(context.remaining).encode()),
+    def quota_headers(
+        self, limit: int, remaining: int, reset_s: float, wall: dt.datetime
+    ) -> list[tuple[bytes, bytes]]:
+        """The reset as CoinGecko's date, ``2025-07-25 14:54:00 +0000`` (rounded up)."""
+        reset_at = wall + dt.timedelta(seconds=math.ceil(max(reset_s, 0.0)))
+        return [
+            (b"x-ratelimit-limit", str(limit).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
             (b"x-ratelimit-reset", reset_at.strftime("%Y-%m-%d %H:%M:%S +0000").encode()),
+        ]
+
+    def rejection(self, context: RejectionContext) -> Response:
+        headers = [
+            *self.quota_headers(
+                context.limit or 30, context.remaining, context.wait_s, context.wall
+            ),
             *context.retry_after_header(),
         ]
         body = {"status": {"error_code": 429, "error_message": RATE_LIMIT_MESSAGE}}

@@ -89,14 +89,22 @@ class Nano(Upstream):
         body = {"error": 429, "message": "Too many requests. Please Wait."}
         return json_response(429, body, context.retry_after_header())
 
-    def _proxy_rejection(self, context: RejectionContext) -> Response:
-        limit = context.limit if context.limit is not None else PROXY_DEFAULT_LIMIT
-        reset = context.wall + dt.timedelta(seconds=context.wait_s)
-        headers = [
+    def quota_headers(
+        self, limit: int, remaining: int, reset_s: float, wall: dt.datetime
+    ) -> list[tuple[bytes, bytes]]:
+        """A NanoRPCProxy (``rate_limit_body = "text"``) writes the reset as a JS date."""
+        if self.shape().rate_limit_body != "text":
+            return super().quota_headers(limit, remaining, reset_s, wall)
+        reset = wall + dt.timedelta(seconds=reset_s)
+        return [
             (b"x-ratelimit-limit", str(limit).encode()),
-            (b"x-ratelimit-remaining", str(max(0, context.remaining)).encode()),
+            (b"x-ratelimit-remaining", str(max(0, remaining)).encode()),
             (b"x-ratelimit-reset", _js_date(reset).encode()),
         ]
+
+    def _proxy_rejection(self, context: RejectionContext) -> Response:
+        limit = context.limit if context.limit is not None else PROXY_DEFAULT_LIMIT
+        headers = self.quota_headers(limit, context.remaining, context.wait_s, context.wall)
         body = proxy_limit_text(limit, context.wait_s).encode()
         return Response(429, body, EXPRESS_TEXT_TYPE, headers)
 
