@@ -18,9 +18,11 @@ sources``: "4 coingecko requests × 24 runs × 30 days = 2,880 of 10,000/month".
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from coinharvest.models import Coin
 
 __all__ = [
     "QuotaBudget",
@@ -29,6 +31,7 @@ __all__ = [
     "day_start",
     "month_start",
     "plan_usage",
+    "requests_per_run",
     "utc_now",
 ]
 
@@ -194,3 +197,16 @@ def plan_usage(
 ) -> QuotaPlan:
     """What running every `interval_minutes` would use of `source`'s quotas."""
     return QuotaPlan(source, requests_per_run, 1440.0 / interval_minutes, per_day, per_month)
+
+
+def requests_per_run(coins: Iterable[Coin], batch_sizes: Mapping[str, int]) -> dict[str, int]:
+    """Requests one run sends to each source when nothing fails: the coins whose chains
+    start there, in batches (fallbacks and retries come on top)."""
+    firsts: dict[str, set[str]] = {}
+    for coin in coins:
+        for chain in coin.chains:
+            firsts.setdefault(chain[0], set()).add(coin.symbol)
+    return {
+        name: math.ceil(len(symbols) / max(1, batch_sizes.get(name, 1)))
+        for name, symbols in firsts.items()
+    }
