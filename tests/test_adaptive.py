@@ -38,13 +38,18 @@ def _engine(source: Source, *, adaptive: bool = True, attempts: int = 6) -> Engi
 def _collect_with_samples(
     engine: Engine, coins: Sequence[Coin], source: str, every_s: float = 0.25
 ) -> tuple[RunSummary, list[tuple[float, int]]]:
-    """Run once; sample the source's in-flight cap every `every_s` (virtual seconds)."""
+    """Run once; sample the source's in-flight limit every `every_s` (virtual seconds)."""
     samples: list[tuple[float, int]] = []
 
     async def sample() -> None:
         loop = asyncio.get_running_loop()
         while True:
-            samples.append((loop.time(), engine.limiters[source].cap))
+            adaptation = engine.adaptations.get(source)
+            # The controller's limit: a probe window's half is part of measuring, not of it.
+            limit = engine.limiters[source].cap
+            if adaptation is not None:
+                limit = max(1, int(adaptation.concurrency.limit))
+            samples.append((loop.time(), limit))
             await asyncio.sleep(every_s)
 
     async def go() -> RunSummary:

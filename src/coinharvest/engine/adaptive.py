@@ -74,25 +74,29 @@ class SourceAdaptation:
         """The source's name."""
         return self.limiter.name
 
-    def started(self, now: float) -> None:
-        """A request of this source started at `now`."""
+    def started(self, now: float) -> int:
+        """A request of this source started at `now`; returns its sample window, to give
+        back to `observe` when it ends."""
         self.rate.started(now)
+        return self.concurrency.sent(now)
 
-    def observe(self, now: float, started_at: float, in_flight: int, outcome: object) -> None:
-        """A request sent at `started_at` (with `in_flight` out) ended at `now` with
-        `outcome`: an answer, or the `SourceError` that ended it."""
+    def observe(
+        self, now: float, started_at: float, in_flight: int, outcome: object, window: int
+    ) -> None:
+        """A request sent at `started_at` (with `in_flight` out, in sample `window`) ended
+        at `now` with `outcome`: an answer, or the `SourceError` that ended it."""
         if not isinstance(outcome, BaseException):
-            self.answered(now, started_at, in_flight)
-        elif isinstance(outcome, RateLimited):
+            self.concurrency.answered(now, now - started_at, in_flight, window)
+            self.rate.answered(now)
+            self._apply(now, "after quiet answers")
+            return
+        self.concurrency.ended(now, window)
+        if isinstance(outcome, RateLimited):
             self.rate_limited(now, started_at)
         elif isinstance(outcome, TransientError) and not outcome.unreachable:
             self.dropped(now, started_at)  # a timeout or a 5xx: the server strains
-
-    def answered(self, now: float, started_at: float, in_flight: int) -> None:
-        """A request sent at `started_at` (with `in_flight` out) was answered well at `now`."""
-        self.concurrency.answered(now, now - started_at, in_flight)
-        self.rate.answered(now)
-        self._apply(now, "after quiet answers")
+        else:
+            self._apply(now, "after a failed request")
 
     def dropped(self, now: float, started_at: float) -> None:
         """A request sent at `started_at` timed out or got a 5xx."""

@@ -14,11 +14,16 @@ of Netflix's Vegas limit). `ConcurrencyControl` keeps that estimate near one req
   capacity drops from 8 to 2;
 - a timeout or a 5xx multiplies it by 0.9, once per window of requests (Netflix AIMD's
   ``backoffRatio``);
-- the no-load time is the least 10th percentile of a window's answer times in the last
-  minute (so the answers that met no queue count even while the limit is too high, as at
-  the start), refreshed by holding the limit one below for one window every 20 s (Envoy's
-  periodic minRTT measurement, made gentle: one request less, not a drop to
-  ``min_concurrency``);
+- the no-load time is the least window mean of the last minute, measured by holding the
+  limit at half for one window right after the first window and then every 20 s (Envoy's
+  periodic minRTT measurement, which pins the limit to ``min_concurrency``; half is enough
+  to empty a queue of up to the limit, costs about 2.5 % of the throughput, and recovers a
+  capacity that fell to a quarter within three probes);
+- a window is the requests *sent* under one limit, judged when all of them have ended, so
+  each decision judges the limit its requests ran under and no slow answer is left out
+  (windows of *answers* mixed limits and favoured fast answers: the limit stuck at K + 2
+  or saw-toothed, docs/ADAPTIVE.md); Envoy likewise drops samples from before its
+  measurement epoch;
 - the configured ``MAX_<SRC>_CONCURRENCY`` stays the ceiling.
 
 Why not Envoy's gradient or Gradient2 as they are (docs/ADAPTIVE.md has the measurements):
@@ -40,19 +45,19 @@ __all__ = ["ConcurrencyControl", "ConcurrencyTuning"]
 class ConcurrencyTuning:
     """The controller's constants (defaults chosen by measurement, docs/ADAPTIVE.md).
 
-    :ivar min_window_s: a sample window lasts at least this long...
+    :ivar min_window_s: a window takes requests for at least this long...
     :ivar window_rtts: ...and at least this many no-load response times (Gradient2: 2)...
-    :ivar min_samples: ...and holds at least this many answers (else it goes on).
+    :ivar min_samples: ...and at least this many requests (Gradient2's WindowedLimit: 10).
     :ivar queue_low: fewer requests queued than this: grow by one.
     :ivar queue_high: more than this: shrink to what was in flight minus the queue.
-    :ivar rtt_memory_s: the no-load time is the least window 10th percentile seen this long.
-    :ivar probe_every_s: how often one window runs one request below the limit.
+    :ivar rtt_memory_s: the no-load time is the least window mean seen this long.
+    :ivar probe_every_s: how often one window runs at half the limit.
     :ivar drop_ratio: the limit is multiplied by this on a timeout or a 5xx.
     """
 
     min_window_s: float = 0.5
     window_rtts: float = 2.0
-    min_samples: int = 5
+    min_samples: int = 10
     queue_low: float = 0.5
     queue_high: float = 1.5
     rtt_memory_s: float = 60.0
@@ -60,12 +65,34 @@ class ConcurrencyTuning:
     drop_ratio: float = 0.9
 
 
+class _Window:
+    """The requests sent under one limit, and their answer times as they come back."""
+
+    __slots__ = ("id", "max_in_flight", "pending", "rtts", "sealed_at", "sent", "start")
+
+    def __init__(self, ident: int, start: float) -> None:
+        self.id = ident
+        self.start = start
+        self.sealed_at: float | None = None  # when it stopped taking requests
+        self.sent = self.pending = self.max_in_flight = 0
+        self.rtts: list[float] = []
+
+
 class ConcurrencyControl:
     """The in-flight limit of one source (see the module docstring).
+
+    A window is the requests *sent* while one limit was in force: it takes requests for
+    at least ``min_window_s`` and ``window_rtts`` no-load times and ``min_samples`` of them,
+    then is sealed, and closes (and decides) when every one of them has ended. Requests sent
+    while a sealed window waits belong to no window. So every decision judges the limit its
+    requests ran under, and no slow answer is left out of the mean.
 
     :param ceiling: the configured most in flight; the limit never exceeds it.
     :param start: where the limit starts (a learned value); default: the ceiling.
     """
+
+    #: A sealed window whose requests never all end (a cancelled run) is given up after this.
+    STALE_S = 120.0
 
     def __init__(
         self,
@@ -79,10 +106,9 @@ class ConcurrencyControl:
         self.limit = float(self.ceiling)
         if start is not None:
             self.limit = min(float(self.ceiling), max(1.0, start))
-        self._window_start: float | None = None
-        self._rtts: list[float] = []
-        self._max_in_flight = 0
-        self._floors: deque[tuple[float, float]] = deque()  # (window end, p10 of its rtts)
+        self._window: _Window | None = None
+        self._ids = 0
+        self._floors: deque[tuple[float, float]] = deque()  # (window end, its mean rtt)
         self._last_drop = float("-inf")
         self._next_probe: float | None = None  # set when the first window closes
         self._probing = False
@@ -92,25 +118,52 @@ class ConcurrencyControl:
 
     @property
     def cap(self) -> int:
-        """Requests that may be in flight now (one less during a probe window)."""
+        """Requests that may be in flight now (half during a probe window)."""
         cap = max(1, int(self.limit))
-        return max(1, cap - 1) if self._probing else cap
+        return max(1, cap // 2) if self._probing else cap
 
     def no_load_rtt(self) -> float | None:
-        """The least window 10th percentile remembered (None before a window closed)."""
+        """The least window mean remembered (None before a window closed)."""
         return min(m for _, m in self._floors) if self._floors else None
 
-    def answered(self, now: float, rtt: float, in_flight: int) -> None:
-        """A request that had `in_flight` requests out (itself included) when it was sent
-        was answered after `rtt` seconds, at `now`."""
-        if self._window_start is None:
-            self._window_start = now - rtt
-        self._rtts.append(rtt)
-        self._max_in_flight = max(self._max_in_flight, in_flight)
-        base = self.no_load_rtt()
-        length = max(self.tuning.min_window_s, self.tuning.window_rtts * (base or rtt))
-        if now - self._window_start >= length and len(self._rtts) >= self.tuning.min_samples:
-            self._close_window(now)
+    def sent(self, now: float) -> int:
+        """A request is sent at `now`; returns its window (give it back when it ends)."""
+        w = self._window
+        if w is not None and w.sealed_at is not None and now - w.sealed_at > self.STALE_S:
+            w = self._window = None
+        if w is None:
+            self._ids += 1
+            w = self._window = _Window(self._ids, now)
+        if w.sealed_at is not None:
+            return 0  # the window is waiting for its answers: this one counts nowhere
+        w.sent += 1
+        w.pending += 1
+        base = self.no_load_rtt() or 0.0
+        length = max(self.tuning.min_window_s, self.tuning.window_rtts * base)
+        if now - w.start >= length and w.sent >= self.tuning.min_samples:
+            w.sealed_at = now
+        return w.id
+
+    def answered(self, now: float, rtt: float, in_flight: int, window: int) -> None:
+        """A request of `window` that had `in_flight` requests out (itself included) when
+        it was sent was answered after `rtt` seconds, at `now`."""
+        w = self._window
+        if w is None or window != w.id:
+            return
+        w.rtts.append(rtt)
+        w.max_in_flight = max(w.max_in_flight, in_flight)
+        self.ended(now, window)
+
+    def ended(self, now: float, window: int) -> None:
+        """A request of `window` ended (answered or not); the last one closes it."""
+        w = self._window
+        if w is None or window != w.id:
+            return
+        w.pending -= 1
+        if w.sealed_at is not None and w.pending <= 0:
+            self._window = None
+            if w.rtts:
+                self._close(now, w)
 
     def dropped(self, now: float, started_at: float) -> None:
         """A request started at `started_at` timed out or got a 5xx: back off, once for all
@@ -120,23 +173,17 @@ class ConcurrencyControl:
         self._last_drop = now
         self.limit = max(1.0, self.limit * self.tuning.drop_ratio)
 
-    def _close_window(self, now: float) -> None:
-        rtts = sorted(self._rtts)
-        mean = statistics.fmean(rtts)
-        used, probing = self._max_in_flight, self._probing
-        self._rtts.clear()
-        self._max_in_flight = 0
-        self._window_start = now
-        self._remember(now, rtts[len(rtts) // 10])
-        self._probing = False
+    def _close(self, now: float, w: _Window) -> None:
+        mean = statistics.fmean(w.rtts)
+        probing, self._probing = self._probing, False
+        if probing or self._next_probe is None:
+            self._remember(now, mean)  # at half the limit (or the first window)
         if probing:
-            return  # one request below the limit: this window measured the no-load time
-        if self._next_probe is None:
+            return
+        if self._next_probe is None or now >= self._next_probe:
+            self._probing = self.cap > 1
             self._next_probe = now + self.tuning.probe_every_s
-        elif now >= self._next_probe and self.cap > 1:
-            self._probing = True
-            self._next_probe = now + self.tuning.probe_every_s
-        self._decide(mean, used)
+        self._decide(mean, w.max_in_flight)
 
     def _remember(self, now: float, floor: float) -> None:
         self._floors.append((now, floor))

@@ -35,6 +35,7 @@ class Job:
     queued_at: float = 0.0
     started_at: float = 0.0  # clock time of the current attempt's committed start
     in_flight: int = 0  # the source's requests in flight when this attempt started (itself too)
+    window: int = 0  # the adaptive sample window of this attempt (engine/concurrency.py)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

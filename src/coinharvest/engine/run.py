@@ -161,7 +161,7 @@ class Run:
         record = self.book.job_started(job, now)
         job.in_flight = lane.limiter.in_flight
         if (adaptation := self.parts.adaptations.get(job.source)) is not None:
-            adaptation.started(now)
+            job.window = adaptation.started(now)
         dlog.debug(
             "start job %d %s %s attempt %d", job.id, job.source, ",".join(job.symbols), job.attempts
         )
@@ -183,7 +183,7 @@ class Run:
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float
     ) -> None:
         if (adaptation := self.parts.adaptations.get(job.source)) is not None:
-            adaptation.observe(now, job.started_at, job.in_flight, outcome)
+            adaptation.observe(now, job.started_at, job.in_flight, outcome, job.window)
         if not isinstance(outcome, BaseException):
             self.access.answered(job.source, outcome, now, "")
             self.book.deliver_job(job, record, outcome, self.parts.sources[job.source].redact)
