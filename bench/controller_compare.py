@@ -1,4 +1,4 @@
-"""Which in-flight controller? Ours against Envoy's gradient and Netflix's Gradient2.
+"""Which in-flight controller? Ours against Envoy's gradient, Netflix's Gradient2, Vector's ARC.
 
 The same engine, the same virtual-clock server (hidden capacity, FIFO queue, service time
 200 ms with optional jitter, capacity 8 → 2 → 8), only the controller's update rule differs.
@@ -11,6 +11,9 @@ so what is compared is the rule itself:
   (Envoy adaptive concurrency, gradient controller: minRTT buffer 25 %, sqrt headroom).
 - ``gradient2``: long = EMA(mean) (factor 2/601 after 10 windows); g = clamp(1.5 long /
   mean, 0.5, 1); L = 0.8 L + 0.2 (L g + 4) (Netflix Gradient2Limit defaults).
+- ``vector``: past = EWMA of window means and their variance (alpha 0.4); +1 when the
+  limit was reached and mean ≤ past mean; × 0.9 (floored) when mean ≥ past mean + 2.5 ×
+  deviation (Vector ARC, src/sinks/util/adaptive_concurrency/controller.rs defaults).
 - ``fixed``: the ceiling, as with ``ADAPTIVE_LIMITS=off``.
 
 Run: ``python bench/controller_compare.py [--jitter 0.2] [--json]``. Virtual time: a
@@ -76,10 +79,30 @@ class Gradient2(ConcurrencyControl):
         self.limit = min(float(self.ceiling), max(1.0, new))
 
 
+class VectorArc(ConcurrencyControl):
+    """Vector's ARC update rule on our windows (see the module docstring)."""
+
+    past: tuple[float, float] | None = None  # EWMA mean, EWMA variance
+
+    def _decide(self, mean: float, used: int) -> None:
+        if self.past is None:
+            self.past = (mean, 0.0)
+            return
+        past_mean, past_var = self.past
+        if used >= int(self.limit) and mean <= past_mean:
+            self.limit = min(float(self.ceiling), float(int(self.limit) + 1))
+        elif mean >= past_mean + 2.5 * math.sqrt(past_var):
+            self.limit = float(max(1, int(int(self.limit) * 0.9)))
+        diff = mean - past_mean
+        incr = 0.4 * diff
+        self.past = (past_mean + incr, (1 - 0.4) * (past_var + diff * incr))
+
+
 CONTROLLERS: dict[str, type[ConcurrencyControl] | None] = {
     "queue": ConcurrencyControl,
     "envoy": Envoy,
     "gradient2": Gradient2,
+    "vector": VectorArc,
     "fixed": None,
 }
 
