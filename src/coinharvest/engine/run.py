@@ -176,8 +176,9 @@ class Run:
             self.book.job_ended(record)
         self._settle(lane, job, record, outcome, now)
         self._flush_fallbacks()
-        for result in self.book.pop_complete(self.parts.clock()):
-            await self._store(result)
+        # Together, not one after the other: a store may write them in one transaction.
+        completed = self.book.pop_complete(self.parts.clock())
+        await asyncio.gather(*(self._store(result) for result in completed))
 
     def _settle(
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float

@@ -14,8 +14,10 @@ owner.
 
 Writes (the `ResultSink` contract, see `coinharvest.engine.hooks`):
 
-- each coin, its result row and all its observations, in ONE transaction: after a crash a
-  coin is either stored whole or not at all;
+- each coin, its result row and all its observations, whole or not at all: after a crash
+  a coin is either stored whole or not at all. Coins that complete while another write is
+  under way share the next transaction, each in its own savepoint (group commit,
+  `storage/group_commit.py`);
 - every write is idempotent (`writes`), so a write retried after an unknown outcome never
   duplicates;
 - a failing write is retried (`WritePolicy`: bounded attempts, exponential back-off with
@@ -41,7 +43,7 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
@@ -55,6 +57,7 @@ from coinharvest.models import Coin, CoinResult, JobRecord, LearnedLimit, RunSta
 from coinharvest.storage import writes
 from coinharvest.storage.database import open_database
 from coinharvest.storage.failures import describe, is_transient, translate
+from coinharvest.storage.group_commit import CoinWriter, OpenRun
 from coinharvest.storage.limits import load_limits, reset_limits, save_limits
 from coinharvest.storage.migrate import upgrade
 from coinharvest.storage.usage import count_requests
@@ -92,18 +95,6 @@ class WritePolicy:
         return raw * (0.5 + rng.random() / 2)
 
 
-@dataclass(slots=True)
-class _RunBook:
-    """The store's memory of one run in progress."""
-
-    start: RunStart
-    row_written: bool = False
-    #: symbol → (result, last error) of coins that could not be written yet.
-    unsaved: dict[str, tuple[CoinResult, str]] = field(default_factory=dict)
-    #: (job id, attempt) → job attempts to write with the next coin.
-    pending_jobs: dict[tuple[int, int], JobRecord] = field(default_factory=dict)
-
-
 class Store:
     """A `ResultSink` writing to SQLite or PostgreSQL (see the module docstring).
 
@@ -132,7 +123,8 @@ class Store:
         sqlite = engine.dialect.name == "sqlite"
         pool_size = getattr(engine.pool, "size", lambda: 5)()
         self._gate = asyncio.Semaphore(1 if sqlite else max(1, pool_size))
-        self._books: dict[str, _RunBook] = {}
+        self._books: dict[str, OpenRun] = {}
+        self._coins = CoinWriter(self._write)
         self._reported: dict[str, dict[str, str]] = {}
         self._url = engine.url.render_as_string(hide_password=True)
 
@@ -199,7 +191,7 @@ class Store:
         self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
     ) -> None:
         """Write the run row (``running``). If it fails, the coin writes add it later."""
-        book = _RunBook(RunStart(run_id, trigger, started_at, len(coins), self.owner))
+        book = OpenRun(RunStart(run_id, trigger, started_at, len(coins), self.owner))
         self._books[run_id] = book
         await self._write(
             f"recording start of run {run_id}", lambda conn: writes.insert_run(conn, book.start)
@@ -286,33 +278,15 @@ class Store:
 
     # ----------------------------------------------------------------- internals
 
-    def _book(self, run_id: str) -> _RunBook:
+    def _book(self, run_id: str) -> OpenRun:
         book = self._books.get(run_id)
         if book is None:  # the engine always starts a run first; be lenient all the same
             start = RunStart(run_id, "unknown", datetime.now(UTC), 0, self.owner)
-            book = self._books[run_id] = _RunBook(start)
+            book = self._books[run_id] = OpenRun(start)
         return book
 
-    async def _write_coin(self, book: _RunBook, result: CoinResult) -> None:
-        run_id = book.start.run_id
-
-        # This coin's job attempts go in its transaction (another coin's never: a row that
-        # cannot be written must not take an unrelated coin down with it).
-        jobs = [job for job in book.pending_jobs.values() if result.symbol in job.symbols]
-        states = [(job.ended_s, job.status) for job in jobs]
-
-        async def write(conn: AsyncConnection) -> None:
-            if not book.row_written:  # the start was lost: the coin must not be
-                await writes.insert_run(conn, book.start)
-            await writes.write_coin(conn, run_id, result, datetime.now(UTC))
-            await writes.write_jobs(conn, run_id, jobs)
-
-        await self._write(f"storing {result.symbol} of run {run_id}", write)
-        book.row_written = True
-        book.unsaved.pop(result.symbol, None)
-        for job, state in zip(jobs, states, strict=True):
-            if (job.ended_s, job.status) == state:  # unchanged since it was written
-                book.pending_jobs.pop((job.job_id, job.attempt), None)
+    async def _write_coin(self, book: OpenRun, result: CoinResult) -> None:
+        await self._coins.write(book, result)  # group commit (storage/group_commit.py)
 
     async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `body` in one transaction through the gate, retried per `policy`; its result.

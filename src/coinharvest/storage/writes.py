@@ -111,16 +111,29 @@ async def write_coin(
 
     Observations repeating a ``(source, metric)`` keep the last one, as a retry would.
     """
-    unique = {(o.source, o.metric): o for o in result.observations}
-    row = _result_row(run_id, result, len(unique), stored_at)
-    keys = ["run_id", "symbol"]
-    await conn.execute(upsert(conn, coin_results, keys, [k for k in row if k not in keys]), [row])
-    if not unique:
+    await write_coins(conn, [(run_id, result)], stored_at)
+
+
+async def write_coins(
+    conn: AsyncConnection, coins: Sequence[tuple[str, CoinResult]], stored_at: datetime
+) -> None:
+    """Several coins ``(run_id, result)``, each as `write_coin` does, in two statements:
+    one for every result row, one for every observation (inside one transaction)."""
+    rows: list[dict[str, Any]] = []
+    obs_rows: list[dict[str, Any]] = []
+    for run_id, result in coins:
+        unique = {(o.source, o.metric): o for o in result.observations}
+        rows.append(_result_row(run_id, result, len(unique), stored_at))
+        obs_rows += [_observation_row(run_id, result.symbol, o, stored_at) for o in unique.values()]
+    if not rows:
         return
-    obs_rows = [_observation_row(run_id, result.symbol, o, stored_at) for o in unique.values()]
-    obs_keys = ["run_id", "symbol", "source", "metric"]
-    obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
-    await conn.execute(upsert(conn, observations, obs_keys, obs_update), obs_rows)
+    keys = ["run_id", "symbol"]
+    update = [k for k in rows[0] if k not in keys]
+    await conn.execute(upsert(conn, coin_results, keys, update), rows)
+    if obs_rows:
+        obs_keys = ["run_id", "symbol", "source", "metric"]
+        obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
+        await conn.execute(upsert(conn, observations, obs_keys, obs_update), obs_rows)
 
 
 def _result_row(
