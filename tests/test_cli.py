@@ -115,11 +115,8 @@ def test_sources_lists_limits_and_never_the_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sekrit" not in result.stdout + result.stderr
-    rows = {
-        line.split("│")[1].strip(): line
-        for line in result.stdout.splitlines()
-        if line.startswith("│")
-    }
+    first = result.stdout.split("Adaptive limits and quotas")[0]  # tests/cli: the second
+    rows = {line.split("│")[1].strip(): line for line in first.splitlines() if line.startswith("│")}
     assert "set" in rows["coingecko"] and "250" in rows["coingecko"]
     assert rows["nano"].split("│")[3].strip() == "2"
     assert rows["nano"].split("│")[2].strip() == "ready"

@@ -123,22 +123,32 @@ def demo(coins_file: CoinsOption = None) -> None:
 
 
 @app.command("sources")
-def list_sources() -> None:
+def list_sources(coins_file: CoinsOption = None) -> None:
     """List every source with its effective limits, batch size, base URL and key status.
 
     Values come from the built-in defaults and <SRC>_* settings; API keys are never shown.
+    The second table (also `limits show`): the in-flight limit and rate each source starts its
+    next run from (learned, stored in the database / the ceiling), the rate the upstream
+    refused at, quota use today and this month, and what the schedule would use of each quota.
     """
+    from coinharvest.cli.limits_commands import limits_renderable
     from coinharvest.cli.render import sources_table
     from coinharvest.sources.registry import build_sources, effective_batch_sizes, effective_limits
 
     settings = load_settings()
     sources = build_sources(settings)
     keys = {name: settings.source(name).api_key is not None for name in sources}
-    table = sources_table(
-        sources, effective_limits(settings, sources), effective_batch_sizes(settings, sources), keys
-    )
-    out.print(table)
-    asyncio.run(close_sources(sources.values()))
+    try:
+        table = sources_table(
+            sources,
+            effective_limits(settings, sources),
+            effective_batch_sizes(settings, sources),
+            keys,
+        )
+        out.print(table)
+        out.print(limits_renderable(settings, sources, coins_file))
+    finally:
+        asyncio.run(close_sources(sources.values()))
 
 
 @app.command()
@@ -205,12 +215,14 @@ def _summary_table(summary: RunSummary) -> object:
 
 
 def _register_commands() -> None:
+    from coinharvest.cli.limits_commands import register as register_limits
     from coinharvest.cli.service_commands import register as register_service
     from coinharvest.cli.storage_commands import register as register_storage
     from coinharvest.emulator.command import emulator
 
     register_service(app)
     register_storage(app)
+    register_limits(app)
     app.command("emulator")(emulator)
 
 

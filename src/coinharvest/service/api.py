@@ -18,6 +18,8 @@ Routes::
     GET  /api/runs/{run_id}      one run with per-coin results and its job timeline
     POST /api/runs               start a run now; only when a token and a scheduler exist
                                  (bearer token, declared as the ``HTTPBearer`` scheme)
+    GET  /api/limits             each source's limits, learned and configured, quota use
+    DELETE /api/limits[/{source}]  forget learned limits (bearer token; `limits_api`)
 
 Every GET route answers HEAD too; every response carries the security headers, and a request
 whose ``Host`` is not trusted gets a 400 (`coinharvest.service.guard`).
@@ -31,7 +33,6 @@ is going; 503 when the database cannot be read; 500 (one line, details in the lo
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +53,11 @@ from starlette.routing import Match
 from coinharvest import __version__
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.models import Coin
+from coinharvest.service.auth import bearer_refusal
+from coinharvest.service.auth import json_error as _error
 from coinharvest.service.guard import LOCAL_HOSTS, SECURITY_HEADERS, Guard, docs_csp
+from coinharvest.service.limits import LimitsDesk
+from coinharvest.service.limits_api import add_limit_routes
 from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
 from coinharvest.service.scheduler import RunInProgress, Scheduler
 from coinharvest.service.schemas import (
@@ -90,6 +95,7 @@ class ServiceState:
     :ivar loop_task: the task running ``scheduler.serve()``; done = the loop died.
     :ivar api_token: enables ``POST /api/runs`` (with a scheduler).
     :ivar started_run: called right after a trigger; returns the new run's id (or None).
+    :ivar limits: learned limits and quotas (``/api/limits``; None: an empty list).
     """
 
     db: AsyncEngine
@@ -99,6 +105,7 @@ class ServiceState:
     loop_task: asyncio.Task[Any] | None = None
     api_token: str | None = None
     started_run: Callable[[], Awaitable[str | None]] | None = None
+    limits: LimitsDesk | None = None
 
     def scheduler_state(self) -> SchedulerState:
         """Where the scheduler loop is (see `Health.scheduler`)."""
@@ -139,12 +146,9 @@ def create_app(state: ServiceState, *, trusted_hosts: Iterable[str] = LOCAL_HOST
     _add_run_routes(app, state)
     if state.api_token and state.scheduler is not None:
         _add_trigger_route(app, state, state.api_token, state.scheduler)
+    add_limit_routes(app, state.limits, state.api_token)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
-
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status, **extra}, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -375,13 +379,8 @@ def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Sch
         credentials: BearerToken,
     ) -> Response:
         """Start a collection run now (trigger ``api``). Needs the bearer token."""
-        presented = credentials.credentials.strip() if credentials is not None else ""
-        if credentials is None or not secrets.compare_digest(presented.encode(), expected):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token", "status": 401},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="coinharvest"'},
-            )
+        if (refused := bearer_refusal(credentials, expected)) is not None:
+            return refused
         try:
             sched.trigger("api")
         except RunInProgress as exc:

@@ -6,15 +6,20 @@
              → sources → engine(sink=RunTracker(store), observer=Metrics)
              → Scheduler(on_skip=metrics.tick_skipped) → uvicorn (no signal handlers of its own)
 
-and then waits. SIGINT/SIGTERM (``loop.add_signal_handler``) call ``scheduler.request_stop()``:
-the first lets in-flight jobs finish within ``SHUTDOWN_GRACE_SECONDS`` and be stored, and the
-run is marked; a second one cuts the run at once (still marked). Then the HTTP server stops,
-sources and the store close, and the exit status is 0.
+and then waits. At start-up it logs, per source with a quota, what the schedule would use of
+it (a warning when more than the quota allows: those jobs are deferred once it is spent);
+``/metrics`` and ``/api/limits`` read the engine's limits as they stand (`LimitsDesk`).
+
+SIGINT/SIGTERM (``loop.add_signal_handler``) call ``scheduler.request_stop()``: the first lets
+in-flight jobs finish within ``SHUTDOWN_GRACE_SECONDS`` and be stored, and the run is marked;
+a second one cuts the run at once (still marked). Then the HTTP server stops, sources and
+the store close, and the exit status is 0.
 
 If the scheduler loop itself dies (a bug), the error is logged and, with HTTP on, the server
 stays up so ``/health`` answers 503 (a liveness probe restarts the process); the exit status
 is then 1. `serve_api` is the API and dashboard alone over an existing database (no
-scheduler, no writes), until a signal.
+scheduler, no writes: ``/api/limits`` shows what the next run would start from), until a
+signal.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.coins import load_coins
 from coinharvest.config import Settings
@@ -42,8 +48,10 @@ from coinharvest.loopserver import bind, start
 from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 from coinharvest.service.api import ServiceState, create_app
 from coinharvest.service.guard import trusted_hosts_for
+from coinharvest.service.limits import LimitsDesk, desk_from_settings, quota_plans
 from coinharvest.service.metrics import Metrics
 from coinharvest.service.scheduler import Scheduler, SchedulerStats
+from coinharvest.sources.base import close_sources
 
 __all__ = ["CoinsFile", "RunTracker", "http_server", "run_service", "serve_api"]
 
@@ -177,7 +185,6 @@ async def run_service(
 
     :raises ConfigError: bad coins file or listen address. :raises StoreError: database.
     """
-    from coinharvest.sources.base import close_sources
     from coinharvest.sources.registry import build_sources
     from coinharvest.storage.factory import open_store
 
@@ -191,20 +198,26 @@ async def run_service(
     engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
     try:
         sched = _scheduler(settings, engine, coins, metrics)
-        token = settings.coinharvest_api_token
+        desk = desk_from_settings(settings, sources, store.engine, engine=engine, resetter=store)
         state = ServiceState(
             db=store.engine,
             metrics=metrics,
             coins=coins,
             scheduler=sched,
-            api_token=token.get_secret_value() if token is not None else None,
+            api_token=_token(settings),
             started_run=tracker.next_run_id,
+            limits=desk,
         )
         address = (host or settings.http_host, settings.http_port if port is None else port)
         return await _supervise(state, sched, address if http else None, settings.trusted_hosts)
     finally:
         await close_sources(sources.values())
         await store.aclose()
+
+
+def _token(settings: Settings) -> str | None:
+    token = settings.coinharvest_api_token
+    return token.get_secret_value() if token is not None else None
 
 
 def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Metrics) -> Scheduler:
@@ -220,6 +233,7 @@ def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Me
         on_skip=metrics.tick_skipped,
     )
     metrics.watch(sched)
+    metrics.watch_limits(engine.limit_views)
     log.info(
         "service: %d coins every %g s (run deadline %g s, shutdown grace %g s)",
         len(coins()),
@@ -227,7 +241,25 @@ def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Me
         sched.run_timeout_s,
         sched.grace_s,
     )
+    _log_quota_plans(settings, engine, coins())
     return sched
+
+
+def _log_quota_plans(settings: Settings, engine: Engine, coins: Sequence[Coin]) -> None:
+    """One line per source with a quota: what the schedule would use of it (a warning when
+    more than it allows)."""
+    limits = {name: limiter.limits for name, limiter in engine.limiters.items()}
+    interval = settings.collection_interval_minutes
+    for plan in quota_plans(limits, engine.batch_sizes, coins, interval):
+        if plan.exceeds:
+            log.warning(
+                "quota: %s would exceed %s's quota; its jobs will be deferred when the quota "
+                "is spent",
+                plan.describe(),
+                plan.source,
+            )
+        else:
+            log.info("quota: %s", plan.describe())
 
 
 async def _supervise(
@@ -292,7 +324,9 @@ async def serve_api(
     coins = CoinsFile(coins_file or settings.coins_file)
     stopped = asyncio.Event()
     async with reader(settings) as db:
-        state = ServiceState(db=db, metrics=Metrics(), coins=coins)
+        state = ServiceState(
+            db=db, metrics=Metrics(), coins=coins, limits=await _serve_desk(settings, coins, db)
+        )
         address = (host or settings.http_host, settings.http_port if port is None else port)
         with _signals(lambda name: stopped.set()):
             app = _app(state, address[0], settings.trusted_hosts)
@@ -300,3 +334,15 @@ async def serve_api(
                 log.info("HTTP API and dashboard on %s/ (no scheduler: `serve` mode)", url)
                 await stopped.wait()
     return 0
+
+
+async def _serve_desk(settings: Settings, coins: CoinsFile, db: AsyncEngine) -> LimitsDesk:
+    """The limits of the coins' sources, read from `db` (no engine: nothing to reset)."""
+    from coinharvest.sources.registry import build_sources
+
+    names = {src for coin in coins() for chain in coin.chains for src in chain}
+    sources = build_sources(settings, names=names)
+    try:
+        return desk_from_settings(settings, sources, db)
+    finally:
+        await close_sources(sources.values())

@@ -20,6 +20,17 @@ tests and several services in one process never share series. Exposed (all prefi
     source_circuit_open{source}                gauge     circuit breaker: 1 open, 0.5 half_open,
                                                          0 closed
 
+With an engine (``coinharvest run``, `watch_limits`), each source's limits as they stand at
+the scrape (`coinharvest.service.limit_metrics`, gauges)::
+
+    source_concurrency_limit{source}           in-flight limit in force (learned or ceiling)
+    source_concurrency_ceiling{source}         configured most in flight
+    source_rate_limit_per_minute{source}       start rate in force (absent: no rate limit)
+    source_rate_ceiling_per_minute{source}     configured start rate (absent: none)
+    source_rate_refused_per_minute{source}     rate the upstream last refused or announced
+    source_quota_used{source,period}           requests this UTC day / month (with a quota)
+    source_quota_limit{source,period}          today's allowance / the monthly quota
+
 Known label sets (every configured source, coin and status) are created up front, so their
 series exist at 0 from the first scrape and ``rate()``/``absent()`` behave.
 
@@ -41,6 +52,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from coinharvest.models import CoinResult, CoinStatus, JobStatus, RunStatus, RunSummary
 
 if TYPE_CHECKING:
+    from coinharvest.engine.adaptive import LimitView
     from coinharvest.service.scheduler import Scheduler
 
 __all__ = ["CIRCUIT_VALUES", "CONTENT_TYPE_LATEST", "CircuitState", "Metrics", "SchedulerCollector"]
@@ -214,6 +226,13 @@ class Metrics:
     def watch(self, scheduler: Scheduler) -> None:
         """Also expose `scheduler`'s tick count and whether a run is going."""
         self.registry.register(SchedulerCollector(scheduler))
+
+    def watch_limits(self, views: Callable[[], Iterable[LimitView]]) -> None:
+        """Also expose each source's limits, read from `views` (``engine.limit_views``) at
+        every scrape (`coinharvest.service.limit_metrics`)."""
+        from coinharvest.service.limit_metrics import LimitCollector
+
+        self.registry.register(LimitCollector(views))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format (serve as `CONTENT_TYPE_LATEST`)."""

@@ -22,18 +22,25 @@ __all__ = [
     "Health",
     "HistoryOut",
     "LatestOut",
+    "LimitsOut",
+    "LimitsResetOut",
     "RunDetailOut",
     "RunId",
     "RunStarted",
     "RunsOut",
     "SchedulerState",
     "Since",
+    "SourceLimitOut",
+    "SourceName",
     "Symbol",
     "SymbolItem",
 ]
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
 Symbol = Annotated[str, PathParam(pattern=SYMBOL_PATTERN, description="e.g. BTC")]
+SourceName = Annotated[
+    str, PathParam(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="e.g. coingecko")
+]
 RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="id or prefix")]
 #: What ``?since=`` takes (`parse_since`): an age or an ISO date or date-time. Its syntax is
 #: checked by `SINCE_PATTERN` (then `parse_since` may still refuse, e.g. ``1000000d`` or
@@ -144,3 +151,48 @@ class RunStarted(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     status: int
+
+
+class SourceLimitOut(BaseModel):
+    """One source's limits (``engine.adaptive.LimitView``); ``null``: no such limit or unknown.
+
+    ``concurrency`` and ``rate_per_minute`` are in force (learned, or the ceilings);
+    ``max_*`` are the configured ceilings, never exceeded.
+    """
+
+    source: str
+    adaptive: bool = Field(description="Whether limits are learned (ADAPTIVE_LIMITS).")
+    concurrency: int = Field(description="In-flight limit in force.")
+    max_concurrency: int = Field(description="Configured most in flight (the ceiling).")
+    rate_per_minute: float | None = Field(description="Start rate in force; null: unlimited.")
+    max_rate_per_minute: float | None = Field(
+        description="Configured start rate (the ceiling); null: no rate limit."
+    )
+    ceiling_per_minute: float | None = Field(
+        description="Rate at which the upstream last refused (429) or that its "
+        "x-ratelimit-limit announced; null: never."
+    )
+    quota_used_day: int | None = Field(description="Requests this UTC day; null: no quota.")
+    quota_used_month: int | None = Field(description="Requests this UTC month; null: no quota.")
+    quota_today: int | None = Field(
+        description="Today's allowance (the daily quota, or today's share of the month)."
+    )
+    quota_per_month: int | None = Field(description="Monthly quota; null: none.")
+
+
+class LimitsOut(BaseModel):
+    live: bool = Field(
+        description="true: the running engine's limits now; false: what the next run starts "
+        "from (learned limits stored in the database)."
+    )
+    sources: list[SourceLimitOut]
+
+
+class LimitsResetOut(BaseModel):
+    source: str | None = Field(description="The source reset; null: every source.")
+    forgotten: int = Field(description="Learned limits deleted from the database.")
+    engine_reset: bool = Field(
+        description="Whether this service's running engine also started again from the "
+        "configured limits."
+    )
+    message: str

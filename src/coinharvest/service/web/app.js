@@ -254,6 +254,49 @@ function renderRunCoins(coins) {
     c.symbol, el("span", { class: `badge ${c.status}`, text: c.status }))));
 }
 
+// ------------------------------------------------------------------ sources: limits and quotas
+
+function fmtRate(perMinute) {
+  if (perMinute === null || perMinute === undefined) return "unlimited";
+  return perMinute >= 100 ? plain.format(Math.round(perMinute)) : precise.format(+perMinute.toPrecision(3));
+}
+
+function limitCell(now, ceiling, text, what) {
+  const below = now !== null && ceiling !== null && now < ceiling;
+  return el("td", { class: `num${below ? " below" : ""}`, text,
+    title: below ? `${what}: learned below its ceiling` : `${what}: at its ceiling` });
+}
+
+function quotaCell(used, allowed, period) {
+  if (allowed === null || allowed === undefined) {
+    return el("td", { class: "quota muted", text: used === null || used === undefined ? "–" : `${plain.format(used)} sent` });
+  }
+  const count = used === null || used === undefined ? "–" : plain.format(used);
+  const meter = el("meter", { min: 0, max: Math.max(1, allowed), value: used || 0, low: allowed * 0.5, high: allowed * 0.8, optimum: 0 });
+  return el("td", { class: "quota", title: `${count} of ${plain.format(allowed)} requests ${period}` },
+    el("span", { class: "quota-box" }, meter, el("span", { text: `${count} / ${plain.format(allowed)}` })));
+}
+
+function renderLimits(data) {
+  const body = document.querySelector("#limits tbody");
+  document.getElementById("limits-note").textContent = data.live
+    ? "live, from this service's engine"
+    : "where the next run starts (learned limits stored in the database)";
+  if (!data.sources.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty", text: "No sources known here." })));
+    return;
+  }
+  body.replaceChildren(...data.sources.map((s) => el("tr", { "data-source": s.source },
+    el("td", { text: s.adaptive ? s.source : `${s.source} (fixed)`, title: s.adaptive ? "adaptive limits" : "ADAPTIVE_LIMITS=off" }),
+    limitCell(s.concurrency, s.max_concurrency, `${s.concurrency} / ${s.max_concurrency}`, "in-flight limit"),
+    limitCell(s.rate_per_minute, s.max_rate_per_minute,
+      s.max_rate_per_minute === null ? "unlimited" : `${fmtRate(s.rate_per_minute)} / ${fmtRate(s.max_rate_per_minute)}`, "start rate"),
+    el("td", { class: "num", text: s.ceiling_per_minute === null ? "–" : fmtRate(s.ceiling_per_minute),
+      title: "the rate per minute the upstream last refused (429) or announced" }),
+    quotaCell(s.quota_used_day, s.quota_today, "today (UTC)"),
+    quotaCell(s.quota_used_month, s.quota_per_month, "this month (UTC)"))));
+}
+
 // ------------------------------------------------------------------ history
 
 function fillSelectors() {
@@ -328,10 +371,12 @@ function showError(error) {
 
 async function refresh() {
   try {
-    const [health, coins, latest, runs] = await Promise.all([
+    const [health, coins, latest, runs, limits] = await Promise.all([
       getJSON("/health"), getJSON("/api/coins"), getJSON("/api/latest"), getJSON("/api/runs?limit=25"),
+      getJSON("/api/limits"),
     ]);
     renderHealth(health);
+    renderLimits(limits);
     state.coins = coins.coins;
     state.latest = latest.values;
     renderCoins();
