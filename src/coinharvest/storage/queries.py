@@ -11,11 +11,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.storage.failures import translate
-from coinharvest.storage.schema import coin_results, job_events, observations, runs
+from coinharvest.storage.schema import (
+    coin_results,
+    job_events,
+    latest_observations,
+    observations,
+    runs,
+)
 
 __all__ = [
     "CoinRow",
@@ -203,22 +209,14 @@ async def latest_values(
 ) -> list[LatestValue]:
     """The newest value of every (coin, metric), for `symbols` (all when empty).
 
-    Ties on ``observed_at`` go to the row written last.
+    Ties on ``observed_at`` go to the row written last. Read from ``latest_observations``
+    (kept with every write), by its primary key: no scan of the observations.
     """
     now = now or datetime.now(UTC)
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=(observations.c.symbol, observations.c.metric),
-            order_by=(observations.c.observed_at.desc(), observations.c.id.desc()),
-        )
-        .label("rank")
-    )
-    inner = select(observations, rank)
+    stmt = select(latest_observations)
     if symbols:
-        inner = inner.where(observations.c.symbol.in_([s.upper() for s in symbols]))
-    ranked = inner.subquery()
-    stmt = select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.symbol, ranked.c.metric)
+        stmt = stmt.where(latest_observations.c.symbol.in_([s.upper() for s in symbols]))
+    stmt = stmt.order_by(latest_observations.c.symbol, latest_observations.c.metric)
     with translate("cannot read latest values"):
         async with db.connect() as conn:
             rows = list(await conn.execute(stmt))

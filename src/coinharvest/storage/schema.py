@@ -1,4 +1,4 @@
-"""The database schema: five tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
+"""The database schema: six tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
 
 ::
 
@@ -9,16 +9,18 @@
     job_events      one row per (run, job, attempt): the per-source request timeline
     learned_limits  one row per (source, API key fingerprint): what the adaptive limit
                     controller learned, kept across runs (revision 0004)
+    latest_observations  one row per (coin, metric): its newest observation, written with
+                    the observations in the same transaction (revision 0005)
 
 Keys make every write idempotent: a retried write hits the same primary/unique key and is
 ignored or updated instead of duplicated. Timestamps are timezone-aware UTC in Python on
 both backends (`UTCDateTime`).
 
-Indexes serve the two hot reads: "latest value per coin and metric"
-(``ix_observations_symbol_metric_observed``) and "history of one metric" (the same index,
-range-scanned by ``observed_at``); ``ix_runs_started_at`` serves the runs list and, with
-``ix_job_events_run_id_source_started_s`` (covering), the count of requests sent since a
-time (`coinharvest.storage.usage`).
+The two hot reads: "latest value per coin and metric" reads ``latest_observations`` (its
+primary key, no scan of the observations), "history of one metric" range-scans
+``ix_observations_symbol_metric_observed_at`` by ``observed_at``; ``ix_runs_started_at``
+serves the runs list and, with ``ix_job_events_run_id_source_started_s`` (covering), the
+count of requests sent since a time (`coinharvest.storage.usage`).
 
 This module is the *current* shape; the migrations in ``migrations/versions`` build it, and a
 test checks that a migrated database matches `metadata`.
@@ -53,6 +55,7 @@ __all__ = [
     "UTCDateTime",
     "coin_results",
     "job_events",
+    "latest_observations",
     "learned_limits",
     "metadata",
     "observations",
@@ -164,7 +167,7 @@ observations = Table(
     ForeignKeyConstraint(
         ["run_id", "symbol"], ["coin_results.run_id", "coin_results.symbol"], ondelete="CASCADE"
     ),
-    # Latest value per (coin, metric) and the history of one metric: both read this index.
+    # The history of one metric (and the backfill of latest_observations) reads this index.
     Index(None, "symbol", "metric", "observed_at"),
     # Export --since (revision 0002).
     Index(None, "collected_at"),
@@ -202,4 +205,22 @@ learned_limits = Table(
     Column("ceiling_per_minute", Float),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("source", "key_id"),
+)
+
+latest_observations = Table(
+    "latest_observations",
+    metadata,
+    Column("symbol", String(32), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float),
+    Column("source", String(64), nullable=False),
+    Column("confidence", String(8), nullable=False),
+    Column("estimated", Boolean, nullable=False),
+    Column("observed_at", UTCDateTime(), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    # The newest observation of the pair (ties: the one written last), upserted by
+    # `writes.write_coins` in the transaction that writes the observations. No foreign key:
+    # observations are never deleted (nothing in coinharvest deletes runs, coins or
+    # observations); code that ever does must recompute the rows of the pairs it touches.
+    PrimaryKeyConstraint("symbol", "metric"),
 )

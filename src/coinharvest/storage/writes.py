@@ -6,7 +6,9 @@ lost acknowledgement, a re-run of the end-of-run flush) leaves exactly one row:
 - run row: key ``run_id``; `insert_run` ignores an existing row, `finish_run` overwrites
   the totals;
 - coin: key ``(run_id, symbol)``; `write_coin` upserts the result row and then every
-  observation on ``(run_id, symbol, source, metric)``, in the caller's one transaction;
+  observation on ``(run_id, symbol, source, metric)``, in the caller's one transaction, and
+  the newest of them per ``(symbol, metric)`` into ``latest_observations``, replacing a
+  stored row only if not older (``observed_at`` >=: on a tie the row written last wins);
 - jobs: key ``(run_id, job_id, attempt)``.
 """
 
@@ -31,7 +33,13 @@ from coinharvest.models import (
     RunStatus,
     RunSummary,
 )
-from coinharvest.storage.schema import coin_results, job_events, observations, runs
+from coinharvest.storage.schema import (
+    coin_results,
+    job_events,
+    latest_observations,
+    observations,
+    runs,
+)
 
 __all__ = [
     "RunStart",
@@ -43,6 +51,7 @@ __all__ = [
     "upsert",
     "write_coin",
     "write_jobs",
+    "write_latest",
 ]
 
 
@@ -58,24 +67,38 @@ class RunStart:
 
 
 def upsert(
-    conn: AsyncConnection, table: Table, keys: Sequence[str], update_cols: Sequence[str]
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    update_cols: Sequence[str],
+    *,
+    unless_older: str | None = None,
 ) -> Any:
     """INSERT .. ON CONFLICT (keys) DO UPDATE (or NOTHING); built once per shape and dialect.
 
+    With `unless_older` (a column), the stored row is updated only when the new value of that
+    column is >= the stored one (``DO UPDATE .. WHERE``); otherwise it is kept.
     Building ``excluded`` columns costs more than executing on SQLite, hence the cache.
     """
-    return _upsert_for(conn.dialect.name, table, tuple(keys), tuple(update_cols))
+    return _upsert_for(conn.dialect.name, table, tuple(keys), tuple(update_cols), unless_older)
 
 
 @functools.cache
 def _upsert_for(
-    dialect: str, table: Table, keys: tuple[str, ...], update_cols: tuple[str, ...]
+    dialect: str,
+    table: Table,
+    keys: tuple[str, ...],
+    update_cols: tuple[str, ...],
+    unless_older: str | None,
 ) -> Any:
     stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     if not update_cols:
         return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    where = None
+    if unless_older is not None:
+        where = table.c[unless_older] <= stmt.excluded[unless_older]
     return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}, where=where
     )
 
 
@@ -117,8 +140,9 @@ async def write_coin(
 async def write_coins(
     conn: AsyncConnection, coins: Sequence[tuple[str, CoinResult]], stored_at: datetime
 ) -> None:
-    """Several coins ``(run_id, result)``, each as `write_coin` does, in two statements:
-    one for every result row, one for every observation (inside one transaction)."""
+    """Several coins ``(run_id, result)``, each as `write_coin` does, in three statements:
+    one for every result row, one for every observation, one for the newest observation of
+    each ``(symbol, metric)`` (`write_latest`), inside the caller's one transaction."""
     rows: list[dict[str, Any]] = []
     obs_rows: list[dict[str, Any]] = []
     for run_id, result in coins:
@@ -134,6 +158,31 @@ async def write_coins(
         obs_keys = ["run_id", "symbol", "source", "metric"]
         obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
         await conn.execute(upsert(conn, observations, obs_keys, obs_update), obs_rows)
+        await write_latest(conn, obs_rows)
+
+
+#: The columns of ``latest_observations`` taken from an observation row.
+_LATEST = ("value", "source", "confidence", "estimated", "observed_at", "run_id")
+
+
+async def write_latest(conn: AsyncConnection, obs_rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert the newest of `obs_rows` per ``(symbol, metric)`` into ``latest_observations``,
+    in the order written: on equal ``observed_at`` the later row wins, in the batch as in
+    the table (a stored row is replaced when the new one is not older)."""
+    newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for row in obs_rows:
+        key = (row["symbol"], row["metric"])
+        kept = newest.get(key)
+        if kept is None or row["observed_at"] >= kept["observed_at"]:
+            newest[key] = row
+    if not newest:
+        return
+    # One row per key: PostgreSQL refuses to update a row twice in one statement.
+    rows = [{"symbol": s, "metric": m} | {c: r[c] for c in _LATEST} for (s, m), r in newest.items()]
+    stmt = upsert(
+        conn, latest_observations, ["symbol", "metric"], _LATEST, unless_older="observed_at"
+    )
+    await conn.execute(stmt, rows)
 
 
 def _result_row(
