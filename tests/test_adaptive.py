@@ -155,3 +155,16 @@ def test_the_limiter_never_goes_past_its_configured_limits() -> None:
     assert (lim.cap, lim.spacing_s) == (4, 1.0)
     lim.adapt(cap=0, spacing_s=5.0)
     assert (lim.cap, lim.spacing_s) == (1, 5.0)
+
+
+def test_a_refused_request_judged_by_its_send_time_does_not_count_itself() -> None:
+    """The engine re-stamps a start when its headers leave (later than admission): the
+    rate control must move it too, or the 429 counts the refused request among those that
+    passed (found by W7 against the emulator: a remembered 12/min instead of 11)."""
+    limits = SourceLimits(max_concurrency=1, min_interval_s=2.0, rate_per_window=30)
+    rate = RateControl(limits)
+    for t in range(0, 22, 2):
+        rate.started(float(t))
+    rate.restamp(20.0, 20.001)  # the 11th left a millisecond after its admission
+    rate.rate_limited(20.3, 20.001)
+    assert rate.rate == 9.0 and rate.ceiling == 15.0

@@ -11,13 +11,7 @@ how the packages fit.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("coinharvest")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -79,6 +73,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    __version__: str
+
     from coinharvest.engine import Engine, EngineObserver, MemorySink, ResultSink, RetryPolicy
     from coinharvest.errors import (
         BadResponse,
@@ -105,8 +101,21 @@ if TYPE_CHECKING:
     from coinharvest.storage.store import Store
 
 
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata costs ~25 ms: only on use)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("coinharvest")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
     """Load a public name from its module on first use (PEP 562)."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'coinharvest' has no attribute {name!r}")

@@ -11,7 +11,6 @@ Heavy imports happen inside the commands, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +19,13 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from coinharvest.cli.console import out, print_error
-from coinharvest.config import Settings, load_settings
+from coinharvest.cli.lazy import run as run_async
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from coinharvest.config import Settings
     from coinharvest.models import SourceLimits
     from coinharvest.service.limits import LimitsReport
     from coinharvest.sources.base import Source
@@ -61,6 +61,7 @@ def show(coins_file: CoinsOption = None) -> None:
     (learned / ceiling), the rate the upstream last refused, requests today and this month
     against the quota; then what the schedule would use of each quota.
     """
+    from coinharvest.config import load_settings
     from coinharvest.sources.base import close_sources
     from coinharvest.sources.registry import build_sources
 
@@ -69,7 +70,7 @@ def show(coins_file: CoinsOption = None) -> None:
     try:
         out.print(limits_renderable(settings, sources, coins_file))
     finally:
-        asyncio.run(close_sources(sources.values()))
+        run_async(close_sources(sources.values()))
 
 
 @limits_app.command("reset")
@@ -87,19 +88,17 @@ def reset(
     """
     if (source is None) == (not every):
         _fail("give a SOURCE or --all (exactly one)")
+    from coinharvest.config import load_settings
+
     settings = load_settings()
     if source is not None:
-        from coinharvest.sources.registry import available_sources
-
-        known = available_sources(settings)
-        if source not in known:
-            _fail(f"unknown source {source!r} (known: {', '.join(known)})")
+        _check_source(settings, source)
     missing = _missing_database(settings)
     if missing is not None:
         out.print(f"nothing to forget: no database at {missing}", soft_wrap=True)
         return
     try:
-        forgotten = asyncio.run(_reset(settings, source))
+        forgotten = run_async(_reset(settings, source))
     except (ConfigError, StoreError) as exc:
         _fail(str(exc))
     what = f"of {source}" if source else "of every source"
@@ -154,7 +153,7 @@ def _report(
     try:
         missing = _missing_database(settings)
         if missing is None:
-            return asyncio.run(read()), None
+            return run_async(read()), None
         note = (
             f"No database at {missing} yet (not created): nothing learned, every source "
             "starts at its ceilings; quota use unknown (–)."
@@ -173,6 +172,15 @@ def _missing_database(settings: Settings) -> Path | None:
 
     path = sqlite_path(database_url(settings))
     return path if path is not None and not path.exists() else None
+
+
+def _check_source(settings: Settings, source: str) -> None:
+    """Exit with status 2 when `source` is no source's name."""
+    from coinharvest.sources.registry import available_sources
+
+    known = available_sources(settings)
+    if source not in known:
+        _fail(f"unknown source {source!r} (known: {', '.join(known)})")
 
 
 async def _reset(settings: Settings, source: str | None) -> int:

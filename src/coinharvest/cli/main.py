@@ -6,7 +6,6 @@ configuration / input (one line on stderr, no traceback).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from pathlib import Path
@@ -14,17 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from coinharvest import __version__
 from coinharvest.cli.console import err, out, print_error
-from coinharvest.coins import load_coins
-from coinharvest.config import Settings, deprecation_warnings, load_settings
+from coinharvest.cli.lazy import lazy_command
+from coinharvest.cli.lazy import run as run_async
 from coinharvest.errors import ConfigError, StoreError
-from coinharvest.logs import get_logger, setup_logging
-from coinharvest.models import Coin, RunStatus, RunSummary
-from coinharvest.sources.base import close_sources
 
 if TYPE_CHECKING:
     from coinharvest.collect import SinkDecorator
+    from coinharvest.config import Settings
+    from coinharvest.models import Coin, RunSummary
 
 __all__ = ["app", "main"]
 
@@ -38,7 +35,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-log = get_logger("cli")
 
 CoinsOption = Annotated[
     Path | None,
@@ -51,21 +47,35 @@ CoinsOption = Annotated[
 
 
 def _settings() -> Settings:
+    from coinharvest.config import deprecation_warnings, load_settings
+    from coinharvest.logs import get_logger, setup_logging
+
     settings = load_settings()
     setup_logging(settings.debug)
     for warning in deprecation_warnings(settings):
-        log.warning(warning)
+        get_logger("cli").warning(warning)
     return settings
+
+
+def _setup_logging() -> None:
+    """Logging as DEBUG says, without `_settings`' deprecation warnings."""
+    from coinharvest.config import load_settings
+    from coinharvest.logs import setup_logging
+
+    setup_logging(load_settings().debug)
 
 
 def _coins(settings: Settings, path: Path | None) -> list[Coin]:
     """The coins to collect; plug-in source names are valid in the coins file."""
+    from coinharvest.coins import load_coins
     from coinharvest.sources.registry import available_sources
 
     return load_coins(path or settings.coins_file, known_sources=available_sources(settings))
 
 
 def _exit_code(summary: RunSummary) -> int:
+    from coinharvest.models import RunStatus
+
     if summary.status is RunStatus.COMPLETED:
         return 0
     return 2 if summary.coins_ok == 0 else 1
@@ -91,7 +101,7 @@ def collect(coins_file: CoinsOption = None) -> None:
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    summary = asyncio.run(collect_once(settings, coins, decorate=_progress()))
+    summary = run_async(collect_once(settings, coins, decorate=_progress()))
     out.print(_summary_table(summary))
     raise typer.Exit(_exit_code(summary))
 
@@ -108,7 +118,7 @@ def demo(coins_file: CoinsOption = None) -> None:
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    result = asyncio.run(run_demo(settings, coins, decorate=_progress()))
+    result = run_async(run_demo(settings, coins, decorate=_progress()))
     out.print(_summary_table(result.summary))
     per_upstream = ", ".join(
         f"{name} {n}"
@@ -133,6 +143,8 @@ def list_sources(coins_file: CoinsOption = None) -> None:
     """
     from coinharvest.cli.limits_commands import limits_renderable
     from coinharvest.cli.render import sources_table
+    from coinharvest.config import load_settings
+    from coinharvest.sources.base import close_sources
     from coinharvest.sources.registry import build_sources, effective_batch_sizes, effective_limits
 
     settings = load_settings()
@@ -148,7 +160,7 @@ def list_sources(coins_file: CoinsOption = None) -> None:
         out.print(table)
         out.print(limits_renderable(settings, sources, coins_file))
     finally:
-        asyncio.run(close_sources(sources.values()))
+        run_async(close_sources(sources.values()))
 
 
 @app.command()
@@ -183,8 +195,8 @@ def verify(
     from coinharvest.cli.render import verify_table
     from coinharvest.verify import verify as run_verify
 
-    setup_logging(load_settings().debug)
-    rows = asyncio.run(run_verify(time_scale=time_scale, n_coins=n_coins))
+    _setup_logging()
+    rows = run_async(run_verify(time_scale=time_scale, n_coins=n_coins))
     out.print(verify_table(rows, time_scale))
     last = rows[-1]
     out.print(
@@ -197,6 +209,7 @@ def verify(
 def list_coins(coins_file: CoinsOption = None) -> None:
     """List the configured coins with their priorities, ids and fallback chains."""
     from coinharvest.cli.render import coins_table
+    from coinharvest.config import load_settings
 
     settings = load_settings()
     out.print(coins_table(_coins(settings, coins_file)))
@@ -205,6 +218,8 @@ def list_coins(coins_file: CoinsOption = None) -> None:
 @app.command("version")
 def show_version() -> None:
     """Print the version."""
+    from coinharvest import __version__
+
     out.print(f"coinharvest {__version__}")
 
 
@@ -214,16 +229,28 @@ def _summary_table(summary: RunSummary) -> object:
     return summary_table(summary)
 
 
+#: The line `coinharvest --help` shows for ``emulator``: the first line of the docstring of
+#: `coinharvest.emulator.command.emulator` (tests/cli/test_startup.py keeps them equal).
+EMULATOR_SUMMARY = (
+    "Serve emulated CoinGecko, 3xpl, Blockchair, NearBlocks and Nano RPC APIs on one port."
+)
+
+
 def _register_commands() -> None:
     from coinharvest.cli.limits_commands import register as register_limits
     from coinharvest.cli.service_commands import register as register_service
     from coinharvest.cli.storage_commands import register as register_storage
-    from coinharvest.emulator.command import emulator
 
     register_service(app)
     register_storage(app)
     register_limits(app)
-    app.command("emulator")(emulator)
+    # The emulator's module imports uvicorn, httpx and orjson: loaded only when it runs.
+    lazy_command(
+        app,
+        "emulator",
+        "coinharvest.emulator.command:emulator",
+        summary=EMULATOR_SUMMARY,
+    )
 
 
 _register_commands()

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from coinharvest.models import Coin, RunSummary, SourceLimits
-from coinharvest.sources.base import Source
-from coinharvest.storage.queries import HistoryPoint, LatestValue, RunDetail, RunRow
-from coinharvest.verify import VerifyRow
+if TYPE_CHECKING:  # annotations only: `latest` need not import the engine or httpx
+    from coinharvest.models import Coin, RunSummary, SourceLimits
+    from coinharvest.sources.base import Source
+    from coinharvest.storage.queries import HistoryPoint, LatestValue, RunDetail, RunRow
+    from coinharvest.verify import VerifyRow
 
 __all__ = [
     "age",

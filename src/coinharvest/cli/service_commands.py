@@ -6,7 +6,6 @@ stays fast. A bad setting or an unusable database prints ONE line on stderr and 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from coinharvest.cli.console import print_error
+from coinharvest.cli.lazy import run as run_async
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _settings() -> Settings:
 def _run(work: Coroutine[Any, Any, int]) -> int:
     """Run `work`; configuration and database errors: one line, exit status 2."""
     try:
-        return asyncio.run(work)
+        return run_async(work)
     except (ConfigError, StoreError) as exc:
         print_error(str(exc))
         return 2

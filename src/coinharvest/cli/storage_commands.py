@@ -12,7 +12,6 @@ Heavy imports (SQLAlchemy) happen inside the commands, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json as jsonlib
 import sys
@@ -26,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from coinharvest.cli.console import err, out, print_error
+from coinharvest.cli.lazy import run as run_async
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.timeparse import parse_since
 
@@ -191,7 +191,7 @@ def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
             return await work(db)
 
     try:
-        return asyncio.run(go())
+        return run_async(go())
     except (ConfigError, StoreError) as exc:
         _fail(str(exc))
 

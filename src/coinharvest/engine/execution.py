@@ -103,6 +103,8 @@ def _restamp(parts: RunParts, limiter: SourceLimiter, job: Job) -> None:
     now = parts.clock()
     if now > job.started_at:
         limiter.restamp(job.started_at, now)
+        if (adaptation := parts.adaptations.get(job.source)) is not None:
+            adaptation.rate.restamp(job.started_at, now)
         job.started_at = now
 
 

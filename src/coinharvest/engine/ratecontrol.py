@@ -100,6 +100,14 @@ class RateControl:
         while self._starts and self._starts[0] < horizon:
             self._starts.popleft()
 
+    def restamp(self, started: float, sent: float) -> None:
+        """The start recorded at `started` really left at `sent`: count it from then (or a
+        refused request, judged by its send time, would count itself among those before)."""
+        i = bisect.bisect_left(self._starts, started)
+        if i < len(self._starts) and self._starts[i] == started:
+            del self._starts[i]
+            bisect.insort(self._starts, sent)
+
     def rate_limited(self, now: float, started_at: float) -> None:
         """The request started at `started_at` was refused with a 429 (seen at `now`)."""
         if started_at <= self._last_decrease:
