@@ -40,6 +40,17 @@ def test_the_version_is_still_the_installed_one() -> None:
     assert result.stdout.strip() == f"coinharvest {version('coinharvest')}"
 
 
+def test_version_command_prints_the_same_as_a_user_runs_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "coinharvest", "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"coinharvest {version('coinharvest')}\n"
+
+
 def test_emulator_summary_is_the_first_line_of_its_docstring() -> None:
     doc = inspect.getdoc(emulator)
     assert doc is not None

@@ -258,6 +258,11 @@ _register_commands()
 
 def main() -> None:
     """Entry point: run the app; configuration errors become one line and exit status 2."""
+    if sys.argv[1:] == ["version"]:
+        # Typer runs even an unused --help through pydantic (~0.1 s with typer 0.29): the
+        # bare `version` skips the parser. `version --help` and the rest still use Typer.
+        show_version()
+        return
     try:
         app()
     except (ConfigError, StoreError) as exc:
