@@ -104,3 +104,13 @@ _AT_0003 = [
     "INSERT INTO job_events (run_id, job_id, attempt, source, symbols, queued_s, started_s, "
     "ended_s, status) VALUES ('old', 1, 1, 'coingecko', 'BTC', 0.0, 5.0, 5.5, 'ok')",
 ]
+
+
+def test_the_head_read_from_file_names_is_alembics_head() -> None:
+    """`head_revision` reads the newest ``NNNN_*.py`` (no Alembic import at start-up); it
+    must agree with Alembic's own script directory."""
+    from alembic.script import ScriptDirectory
+
+    from coinharvest.storage.migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -5,19 +5,24 @@ transaction; on PostgreSQL an advisory lock makes concurrent starts (two replica
 service and a CLI command) take turns instead of racing to create the same tables.
 Idempotent: a database already at the target is left untouched (no write at all, so a
 read-only database that is up to date can still be read).
+
+Alembic is imported only when a migration runs: the revision check reads
+``alembic_version`` with one query and the head from the migration files' names
+(``NNNN_*.py``, numbered in order; a test checks it against Alembic's own view), which keeps
+read-only commands such as ``coinharvest latest`` fast to start.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
 
@@ -30,16 +35,18 @@ _PG_LOCK_KEY = 0x636F696E  # "coin"
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the packaged migrations (no ``alembic.ini`` needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str:
-    """The newest revision id of the packaged migrations."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "no migrations packaged"
-    return head
+    """The newest revision id of the packaged migrations (the highest ``NNNN_*.py``)."""
+    numbers = sorted(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]" * 4 + "_*.py"))
+    assert numbers, "no migrations packaged"
+    return numbers[-1]
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -64,10 +71,14 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
 
 
 def _current(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
 def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = conn
     command.upgrade(config, revision)
