@@ -6,9 +6,10 @@ a third process, recording when each request arrives and leaves. After each run 
 arrivals are checked against the limits the CLI was given (spacing, the rolling window and
 the in-flight cap, without coinharvest's 10 ms guard): any violation fails the benchmark.
 
-Run: ``python bench/strict_collect.py --runs 20`` (about 1.5 s a run). Prints one line per
-run and a summary; ``--json FILE`` saves them. Exit status 1 if any run broke a limit or did
-not collect every coin.
+Run: ``python bench/strict_collect.py --runs 20`` (about 4 s a run). Prints one line per
+run (with ``run_s``, the run's own duration from the database, and ``x_bound``, that over
+the bound (requests − 1) × spacing + latency) and a summary; ``--json FILE`` saves them.
+Exit status 1 if any run broke a limit or did not collect every coin.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def _call(url: str, method: str = "GET") -> Any:
         return json.loads(r.read())
 
 
+def _last_run_duration(db: Path) -> float | None:
+    """The newest run's own duration as the CLI recorded it (no process start-up in it)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT duration_s FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+    return None if row is None or row[0] is None else round(float(row[0]), 3)
+
+
 def _wait_ready(base: str) -> None:
     for _ in range(100):
         try:
@@ -102,7 +114,16 @@ def run(runs: int, coins: int) -> dict[str, Any]:
                     log["arrived"], log["departed"], spacing_s=SPACING_MS / 1000,
                     per_window=PER_MINUTE, window_s=60.0, max_in_flight=MAX_IN_FLIGHT,
                 )  # fmt: skip
-                found.update(run=i + 1, exit=done.returncode, wall_s=round(wall, 3))
+                run_s = _last_run_duration(folder / "coinharvest.db")
+                bound = (found["requests"] - 1) * SPACING_MS / 1000 + LATENCY_MS / 1000
+                found.update(
+                    run=i + 1,
+                    exit=done.returncode,
+                    wall_s=round(wall, 3),
+                    run_s=run_s,
+                    bound_s=round(bound, 3),
+                    x_bound=round(run_s / bound, 2) if run_s and bound > 0 else None,
+                )
                 results.append(found)
                 print(json.dumps(found), flush=True)
                 if done.returncode != 0:
@@ -124,6 +145,8 @@ def run(runs: int, coins: int) -> dict[str, Any]:
         "min_gap_ms": min((r["min_gap_ms"] for r in results if r["min_gap_ms"]), default=None),
         "requests_per_run": sorted({r["requests"] for r in results}),
         "wall_s": sorted(r["wall_s"] for r in results),
+        "run_s": sorted(r["run_s"] for r in results if r["run_s"] is not None),
+        "x_bound": sorted(r["x_bound"] for r in results if r["x_bound"] is not None),
         "results": results,
     }
 
