@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import json
 import random
 import sys
@@ -75,7 +74,7 @@ from coinharvest.engine.adaptive import AdaptiveOptions
 from coinharvest.engine.build import build_engine
 from coinharvest.engine.concurrency import ConcurrencyTuning
 from coinharvest.engine.hooks import MemorySink
-from coinharvest.engine.ratecontrol import RateControl, RateTuning
+from coinharvest.engine.ratecontrol import RateTuning
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.models import Coin, SourceLimits
 from coinharvest.sources.base import close_sources
@@ -88,10 +87,8 @@ WINDOW_S = 60.0
 LATENCY_S = 0.3
 #: Discovery: the last 429 followed by this many windows without one.
 QUIET_WINDOWS = 2.0
-#: Bench-only experiment (``--restamp-fix``): a 429 judged by the start the rate controller
-#: recorded, not by the re-stamped send time (see `judge_by_recorded_start`).
-FIXED_RESTAMP = "adaptive, 429 judged by recorded start (bench patch)"
 PREFIX = {"3xpl": "THREEXPL", "coingecko": "COINGECKO"}
+POLICIES = ("adaptive", "fixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +195,11 @@ async def engine_client(
     emu: EmulatorProcess, variant: Variant, policy: str, duration_s: float, coins: int
 ) -> ClientRun:
     """An engine built as ``collect`` builds it (memory sink instead of the store)."""
-    key = f"w7-engine-{policy.split(',')[0]}{int(policy == FIXED_RESTAMP)}-{variant.source}"
-    key += f"-{int(variant.headers)}"
+    key = f"w7-engine-{policy}-{variant.source}-{int(variant.headers)}"
     adaptive = policy != "fixed"
     settings = load_settings(env=_env(variant, emu.urls, key, adaptive), env_file=None)
     sources = build_sources(settings, names=[variant.source])
     engine = build_engine(settings, sources, MemorySink())
-    if policy == FIXED_RESTAMP:
-        judge_by_recorded_start(engine)
     run = asyncio.create_task(
         engine.run(_coins(variant.source, coins), trigger="bench", deadline_s=duration_s)
     )
@@ -258,17 +252,14 @@ async def cli_client(
 
 
 async def realtime_variant(
-    variant: Variant, duration_s: float, coins: int, cli: bool, restamp_fix: bool = False
+    variant: Variant, duration_s: float, coins: int, cli: bool
 ) -> list[ClientRun]:
     """Every client of one variant at once against its own emulator."""
     config = _emulator_config(variant, 1.0, coins)
     async with EmulatorProcess(config) as emu:
         await emu.reset()
         with tempfile.TemporaryDirectory() as tmp:
-            jobs = [
-                engine_client(emu, variant, pol, duration_s, coins)
-                for pol in _policies(restamp_fix and not variant.headers)
-            ]
+            jobs = [engine_client(emu, variant, pol, duration_s, coins) for pol in POLICIES]
             if cli:
                 jobs += [
                     cli_client(emu, variant, pol, duration_s, coins, Path(tmp))
@@ -280,7 +271,7 @@ async def realtime_variant(
     return runs
 
 
-async def long_part(minutes: float, scale: float, restamp_fix: bool = False) -> list[ClientRun]:
+async def long_part(minutes: float, scale: float) -> list[ClientRun]:
     """3xpl without headers, engine only, on a clock `scale` times as fast (the CLI's
     window and constants are real seconds)."""
     variant = VARIANTS[0]
@@ -290,10 +281,7 @@ async def long_part(minutes: float, scale: float, restamp_fix: bool = False) -> 
         await emu.reset()
         runs = list(
             await asyncio.gather(
-                *(
-                    long_client(emu, variant, pol, duration, scale, coins)
-                    for pol in _policies(restamp_fix)
-                )
+                *(long_client(emu, variant, pol, duration, scale, coins) for pol in POLICIES)
             )
         )
         stats, trace = await emu.stats(), await emu.trace(variant.source)
@@ -305,7 +293,7 @@ async def long_client(
     emu: EmulatorProcess, variant: Variant, policy: str, duration_s: float, scale: float, coins: int
 ) -> ClientRun:
     """An engine on the scaled clock: limits, window and constants times `scale`."""
-    key = f"w7-long-{policy.split(',')[0]}{int(policy == FIXED_RESTAMP)}"
+    key = f"w7-long-{policy}"
     settings = load_settings(env=_env(variant, emu.urls, key, True), env_file=None)
     sources = build_sources(settings, names=[variant.source])
     limits = replace(
@@ -329,8 +317,6 @@ async def long_client(
         sink=MemorySink(),
         adaptive=adaptive,
     )
-    if policy == FIXED_RESTAMP:
-        judge_by_recorded_start(engine)
     run = asyncio.create_task(
         engine.run(_coins(variant.source, coins), trigger="bench", deadline_s=duration_s * scale)
     )
@@ -354,33 +340,6 @@ async def long_client(
     ]
     part = f"long, scale {scale:g}"
     return ClientRun(part, variant.name, "engine", policy, key, duration_s, attempts, rates)
-
-
-def _policies(restamp_fix: bool) -> tuple[str, ...]:
-    return ("adaptive", FIXED_RESTAMP, "fixed") if restamp_fix else ("adaptive", "fixed")
-
-
-def judge_by_recorded_start(engine: Engine) -> None:
-    """Bench-only patch for the ``--restamp-fix`` experiment.
-
-    The engine re-stamps a job's start when its request goes on the wire
-    (``execution._restamp`` moves ``job.started_at``), but `RateControl` recorded the start
-    at admission; ``rate_limited`` then counts the refused request itself among the starts
-    that passed before it (one too many). Here each 429 is judged by the latest start the
-    controller recorded at or before the re-stamped one: the refused request's own.
-    """
-    for adaptation in engine.adaptations.values():
-        rate = adaptation.rate
-        original = rate.rate_limited
-
-        def rate_limited(
-            now: float, started_at: float, rate: RateControl = rate, original: Any = original
-        ) -> None:
-            starts = rate._starts
-            i = bisect.bisect_right(starts, started_at)
-            original(now, starts[i - 1] if i else started_at)
-
-        setattr(rate, "rate_limited", rate_limited)  # noqa: B010
 
 
 def _attach_server(
@@ -524,13 +483,12 @@ async def run(
     *,
     cli: bool = True,
     variants: Sequence[Variant] = VARIANTS,
-    restamp_fix: bool = False,
 ) -> dict[str, Any]:
     """Every variant's clients and the long part, all at once."""
     coins = int(duration_s / 60.0 * PER_MINUTE * 1.2) + 10
-    parts = [realtime_variant(v, duration_s, coins, cli, restamp_fix) for v in variants]
+    parts = [realtime_variant(v, duration_s, coins, cli) for v in variants]
     if long_minutes > 0:
-        parts.append(long_part(long_minutes, scale, restamp_fix))
+        parts.append(long_part(long_minutes, scale))
     started = time.monotonic()
     runs = [r for group in await asyncio.gather(*parts) for r in group]
     return {
@@ -552,22 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--long-minutes", type=float, default=30.0, help="0: no long part")
     parser.add_argument("--scale", type=float, default=0.1, help="time scale of the long part")
     parser.add_argument("--no-cli", action="store_true", help="engine clients only")
-    parser.add_argument(
-        "--restamp-fix",
-        action="store_true",
-        help="also run engine clients with a bench-only patch: 429s judged by recorded starts",
-    )
     parser.add_argument("--json", type=Path, help="save the result here too")
     args = parser.parse_args(argv)
-    result = asyncio.run(
-        run(
-            args.duration,
-            args.long_minutes,
-            args.scale,
-            cli=not args.no_cli,
-            restamp_fix=args.restamp_fix,
-        )
-    )
+    result = asyncio.run(run(args.duration, args.long_minutes, args.scale, cli=not args.no_cli))
     print(
         f"W7 hidden lower rate: configured {PER_MINUTE}/min, the upstream "
         f"allows {HIDDEN} per rolling {WINDOW_S:g} s; real time for {args.duration:g} s, and "
