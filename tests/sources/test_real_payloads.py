@@ -365,3 +365,22 @@ async def test_blockchair_null_exact_volume_falls_back_to_the_approximate_one(
     assert by_metric(answer)["onchain_volume_24h"].estimated
     assert "onchain_volume_24h_usd" not in values(answer)
     assert "blockchair: onchain_volume_24h_usd: no usable market_price_usd (-3)" in answer.notes
+
+
+def test_rate_headers_are_read_from_recorded_coingecko_answers() -> None:
+    """The adaptive rate control's input, from real headers: the 2025 capture's limit,
+    remaining and date-string reset (read against the recording's own time); the 2022
+    capture has none of them (only Retry-After)."""
+    from datetime import UTC, datetime
+
+    from httpx import Headers
+
+    from coinharvest.sources.retry_after import parse_rate_headers
+
+    def recorded(name: str) -> Headers:
+        return Headers({k: v for k, v in fixture(name).items() if k != "_source"})
+
+    at_capture = datetime(2025, 7, 25, 14, 53, 19, tzinfo=UTC)  # the reset is 41 s later
+    headers = recorded("coingecko_429_headers_2025.json")
+    assert parse_rate_headers(headers, at_capture) == (30.0, 0.0, 41.0)
+    assert parse_rate_headers(recorded("coingecko_429_headers_2022_public.json")) is None
