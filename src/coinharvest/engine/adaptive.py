@@ -108,11 +108,9 @@ class SourceAdaptation:
         self.rate.rate_limited(now, started_at)
         self._apply(now, "after a 429")
 
-    def announced(
-        self, now: float, limit: float | None, remaining: float | None, reset_s: float | None
-    ) -> None:
-        """An answer carried the upstream's rate-limit headers."""
-        del remaining, reset_s  # not paced over (engine/ratecontrol.py says why)
+    def announced(self, now: float, limit: float | None) -> None:
+        """An answer carried ``x-ratelimit-limit: limit`` (``remaining`` and ``reset`` are not
+        paced over: engine/ratecontrol.py says why)."""
         self.rate.announce(now, limit)
         self._apply(now, "from the upstream's rate-limit headers")
 

@@ -93,7 +93,8 @@ async def _fetch(parts: RunParts, limiter: SourceLimiter, job: Job) -> Outcome:
 
 def _announcer(parts: RunParts, adaptation: SourceAdaptation) -> RateHeadersHook:
     def announced(limit: float | None, remaining: float | None, reset_s: float | None) -> None:
-        adaptation.announced(parts.clock(), limit, remaining, reset_s)
+        del remaining, reset_s  # read by the rate control as a limit only (ratecontrol.py)
+        adaptation.announced(parts.clock(), limit)
 
     return announced
 
