@@ -33,7 +33,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from coinharvest.models import Confidence, Observation
 
@@ -47,13 +48,12 @@ _RANK = {Confidence.HIGH: 2, Confidence.MEDIUM: 1, Confidence.LOW: 0}
 
 def derive(symbol: str, observations: Sequence[Observation]) -> list[Observation]:
     """The derived observations of coin `symbol` (see the module docstring); maybe none."""
-    mine = [o for o in observations if o.symbol == symbol and o.value is not None]
+    best = _best_inputs(symbol, observations)
     derived: list[Observation] = []
-    count = _best(mine, "tx_count_24h")
-    annual_count = _scaled(symbol, "annual_tx_count", count)
+    annual_count = _scaled(symbol, "annual_tx_count", best.get("tx_count_24h"))
     if annual_count is not None:
         derived.append(annual_count)
-    annual_value = _annual_value(symbol, mine)
+    annual_value = _annual_value(symbol, best)
     if annual_value is not None:
         derived.append(annual_value)
     if annual_count is not None and annual_value is not None and annual_count.value:
@@ -61,11 +61,26 @@ def derive(symbol: str, observations: Sequence[Observation]) -> list[Observation
     return derived
 
 
-def _best(observations: Iterable[Observation], metric: str) -> Observation | None:
-    candidates = [o for o in observations if o.metric == metric]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda o: (not o.estimated, _RANK[o.confidence], o.observed_at))
+#: The metrics derivations read.
+_INPUTS = frozenset({"tx_count_24h", "onchain_volume_24h_usd", "volume_24h_usd"})
+
+
+def _best_inputs(symbol: str, observations: Iterable[Observation]) -> dict[str, Observation]:
+    """The best observation of each input metric about `symbol` that has a value: not
+    estimated first, then the highest confidence, then the most recent (the first of equals).
+    One pass: a coin has many observations and only a few are inputs."""
+    best: dict[str, Observation] = {}
+    for o in observations:
+        if o.metric not in _INPUTS or o.symbol != symbol or o.value is None:
+            continue
+        held = best.get(o.metric)
+        if held is None or _rank(o) > _rank(held):
+            best[o.metric] = o
+    return best
+
+
+def _rank(o: Observation) -> tuple[bool, int, datetime]:
+    return (not o.estimated, _RANK[o.confidence], o.observed_at)
 
 
 def _scaled(symbol: str, metric: str, daily: Observation | None) -> Observation | None:
@@ -82,11 +97,11 @@ def _scaled(symbol: str, metric: str, daily: Observation | None) -> Observation 
     )
 
 
-def _annual_value(symbol: str, observations: Sequence[Observation]) -> Observation | None:
-    onchain = _scaled(symbol, "annual_tx_value_usd", _best(observations, "onchain_volume_24h_usd"))
+def _annual_value(symbol: str, best: Mapping[str, Observation]) -> Observation | None:
+    onchain = _scaled(symbol, "annual_tx_value_usd", best.get("onchain_volume_24h_usd"))
     if onchain is not None:
         return onchain
-    market = _scaled(symbol, "annual_tx_value_usd", _best(observations, "volume_24h_usd"))
+    market = _scaled(symbol, "annual_tx_value_usd", best.get("volume_24h_usd"))
     if market is None:
         return None
     return _weakened(market, Confidence.LOW, estimated=True)

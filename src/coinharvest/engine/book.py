@@ -165,10 +165,13 @@ class RunBook:
             error = str(got) if got is not None else f"{source}: no result for {coin.symbol}"
             self.chain_error(coin, source, redact(error))
             return False
-        answer = got if isinstance(got, CoinAnswer) else CoinAnswer(got)
-        kept, implausible = screen(_own(answer.observations, coin))
+        observations, notes = (
+            (got.observations, got.notes) if isinstance(got, CoinAnswer) else (got, [])
+        )
+        kept, implausible = screen(_own(observations, coin))
         state = self.states[coin.symbol]
-        state.note([redact(note) for note in answer.notes + implausible])
+        if notes or implausible:
+            state.note([redact(note) for note in notes + implausible])
         if not kept:
             self.chain_error(coin, source, f"{source}: the answer had no usable value")
             return False

@@ -39,7 +39,8 @@ def next_source(coin: Coin, source: str) -> str | None:
 
 
 def _is_fallback(coin: Coin, source: str) -> bool:
-    return any(source in chain and chain.index(source) > 0 for chain in coin.chains)
+    """Whether `source` stands after the first source of a chain of `coin`."""
+    return any(source in chain and chain[0] != source for chain in coin.chains)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,10 @@ Launch = Callable[[Lane, Job, float], None]
 Defer = Callable[[Job, str, float], None]
 
 
+def _not_running(*_: object) -> None:
+    raise RuntimeError("the dispatcher's loop is not running")
+
+
 class Dispatcher:
     """Lanes, slots and the wake-up loop of one run (see the module docstring)."""
 
@@ -39,9 +43,6 @@ class Dispatcher:
         slots: GlobalSlots,
         clock: Clock,
         deadline: float | None,
-        *,
-        launch: Launch,
-        defer: Defer,
     ) -> None:
         self.lanes = {name: Lane(name, lim) for name, lim in limiters.items()}
         self.slots = slots
@@ -49,12 +50,25 @@ class Dispatcher:
         self.deadline = deadline
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self._launch = launch
-        self._defer = defer
+        self._launch: Launch = _not_running
+        self._defer: Defer = _not_running
         self._wake: asyncio.Future[None] | None = None
 
-    async def loop(self) -> None:
-        """Start jobs as they become admissible; return when no job is queued or running."""
+    async def loop(self, *, launch: Launch, defer: Defer) -> None:
+        """Start jobs as they become admissible; return when no job is queued or running.
+
+        `launch` starts an admitted job; `defer` takes a queued job that will not start.
+        They are held only while the loop runs: they are the run's own methods, and a
+        dispatcher that kept them would tie the run and everything it collected into a
+        reference cycle, freed only by a full garbage collection.
+        """
+        self._launch, self._defer = launch, defer
+        try:
+            await self._loop()
+        finally:
+            self._launch = self._defer = _not_running
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             now = self.clock()

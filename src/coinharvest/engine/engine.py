@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -161,18 +162,21 @@ class Engine:
         return [limit_view(lim, self.adaptations.get(n)) for n, lim in self.limiters.items()]
 
     def _breakers(self, failures: int, cooloff_s: float) -> dict[str, CircuitBreaker]:
+        # The breakers reach the engine's observer through a weak reference: a bound method
+        # would tie the engine (and its sink's results) into a cycle that only a full
+        # garbage collection frees.
+        engine = weakref.ref(self)
+
+        def changed(source: str, state: CircuitState) -> None:
+            if (alive := engine()) is not None:
+                alive.observer.circuit_changed(source, state)
+
         return {
             name: CircuitBreaker(
-                name,
-                failure_threshold=failures,
-                cooloff_s=cooloff_s,
-                on_change=self._circuit_changed,
+                name, failure_threshold=failures, cooloff_s=cooloff_s, on_change=changed
             )
             for name in self.sources
         }
-
-    def _circuit_changed(self, source: str, state: CircuitState) -> None:
-        self.observer.circuit_changed(source, state)
 
     @property
     def max_concurrency(self) -> int:

@@ -1,7 +1,7 @@
 """One started job's request: call the source, watch the wire, always give the slots back.
 
-`execute` calls ``source.fetch`` under the job timeout and turns whatever happens into an
-*outcome*: the `FetchResult`, or the `SourceError` it raised (a source that breaks its
+`Executor.execute` calls ``source.fetch`` under the job timeout and turns whatever happens
+into an *outcome*: the `FetchResult`, or the `SourceError` it raised (a source that breaks its
 contract with any other exception fails its coins with a `PermanentError`, logged with a
 traceback). Whatever the outcome, the source's limiter and the global slot are released and
 the observer told, before the run decides what the outcome means.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from coinharvest.engine.adaptive import SourceAdaptation
 from coinharvest.engine.lane import Job, Lane
@@ -29,7 +30,7 @@ from coinharvest.models import JobRecord
 from coinharvest.sources.base import FetchResult
 from coinharvest.sources.sending import RateHeadersHook, on_wire
 
-__all__ = ["Outcome", "execute", "outcome_label", "warn_if_capped"]
+__all__ = ["Executor", "Outcome", "outcome_label", "warn_if_capped"]
 
 log = get_logger("engine")
 llog = get_logger("limiter")
@@ -38,57 +39,97 @@ llog = get_logger("limiter")
 Outcome = FetchResult | BaseException
 
 
-async def execute(
-    parts: RunParts,
-    lane: Lane,
-    job: Job,
-    record: JobRecord,
-    *,
-    t0: float,
-    on_free: Callable[[], None],
-) -> tuple[Outcome, float]:
-    """Run `job`'s request once (see the module docstring).
+class Executor:
+    """Runs one run's started jobs' requests (see the module docstring).
 
-    Returns its outcome and the clock time it ended. `on_free` is called when the global
-    slot is free again (after any ``DELAY_BETWEEN_COINS_MS`` pause).
+    The callbacks that do not depend on the job (the wire gate, the quota pause, the
+    rate-header reader) are built once per source, not once per request.
+
+    :param t0: the run's start (clock time); records hold times relative to it.
+    :param on_free: called when a global slot is free again (after any
+        ``DELAY_BETWEEN_COINS_MS`` pause).
     """
-    outcome: Outcome | None = None  # None: cancelled mid-request
-    try:
-        outcome = await _fetch(parts, lane.limiter, job)
-    finally:
-        now = parts.clock()
-        record.ended_s = now - t0
-        parts.observer.job_finished(
-            job.source, outcome_label(outcome), now - t0 - (record.started_s or 0.0)
-        )
-        lane.limiter.release()
-        parts.slots.release(on_free)
-    assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
-    return outcome, now
+
+    def __init__(self, parts: RunParts, *, t0: float, on_free: Callable[[], None]) -> None:
+        self.parts = parts
+        self.t0 = t0
+        self.on_free = on_free
+        self._hooks: dict[str, _SourceHooks] = {}
+
+    async def execute(self, lane: Lane, job: Job, record: JobRecord) -> tuple[Outcome, float]:
+        """Run `job`'s request once; its outcome and the clock time it ended.
+
+        Whatever happens, the source's limiter and the global slot are released, the
+        record's end time set and the observer told before this returns (or re-raises a
+        cancellation).
+        """
+        parts = self.parts
+        outcome: Outcome | None = None  # None: cancelled mid-request
+        try:
+            outcome = await self._fetch(lane.limiter, job)
+        finally:
+            now = parts.clock()
+            record.ended_s = now - self.t0
+            parts.observer.job_finished(
+                job.source, outcome_label(outcome), now - self.t0 - (record.started_s or 0.0)
+            )
+            lane.limiter.release()
+            parts.slots.release(self.on_free)
+        assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
+        return outcome, now
+
+    async def _fetch(self, limiter: SourceLimiter, job: Job) -> Outcome:
+        parts = self.parts
+        hooks = self._hooks.get(job.source)
+        if hooks is None:
+            hooks = self._hooks[job.source] = _SourceHooks(parts, limiter)
+        try:
+            with hooks.around(job):
+                if parts.job_timeout_s is None:  # no timer to arm and cancel
+                    return await parts.sources[job.source].fetch(job.coins)
+                async with asyncio.timeout(parts.job_timeout_s):
+                    return await parts.sources[job.source].fetch(job.coins)
+        except TimeoutError:
+            return TransientError(
+                job.source, f"no answer within {parts.job_timeout_s:g} s", timed_out=True
+            )
+        except SourceError as exc:
+            return exc
+        except Exception as exc:  # a source broke its contract: fail its coins, keep the run
+            log.exception("source %s raised an unexpected error", job.source)
+            return PermanentError(job.source, f"unexpected {type(exc).__name__}: {exc}")
 
 
-async def _fetch(parts: RunParts, limiter: SourceLimiter, job: Job) -> Outcome:
-    source = parts.sources[job.source]
-    adaptation = parts.adaptations.get(job.source)
-    hooks = on_wire(
-        sent=functools.partial(_restamp, parts, limiter, job),
-        exhausted=functools.partial(_quota_spent, parts, limiter),
-        gate=functools.partial(_wire_gate, parts, limiter),
-        rate_headers=None if adaptation is None else _announcer(parts, adaptation),
-    )
-    try:
-        async with asyncio.timeout(parts.job_timeout_s):
-            with hooks:
-                return await source.fetch(job.coins)
-    except TimeoutError:
-        return TransientError(
-            job.source, f"no answer within {parts.job_timeout_s:g} s", timed_out=True
+class _SourceHooks:
+    """What one source's HTTP layer reports to, through `coinharvest.sources.sending`."""
+
+    __slots__ = ("adaptation", "exhausted", "gate", "limiter", "parts", "rate_headers")
+
+    def __init__(self, parts: RunParts, limiter: SourceLimiter) -> None:
+        self.parts = parts
+        self.limiter = limiter
+        self.adaptation = parts.adaptations.get(limiter.name)
+        self.exhausted = functools.partial(_quota_spent, parts, limiter)
+        self.gate = functools.partial(_wire_gate, parts, limiter)
+        self.rate_headers = None if self.adaptation is None else _announcer(parts, self.adaptation)
+
+    def around(self, job: Job) -> AbstractContextManager[None]:
+        """The `on_wire` block around `job`'s request."""
+        return on_wire(
+            sent=functools.partial(self.restamp, job),
+            exhausted=self.exhausted,
+            gate=self.gate,
+            rate_headers=self.rate_headers,
         )
-    except SourceError as exc:
-        return exc
-    except Exception as exc:  # a source broke its contract: fail its coins, keep the run
-        log.exception("source %s raised an unexpected error", job.source)
-        return PermanentError(job.source, f"unexpected {type(exc).__name__}: {exc}")
+
+    def restamp(self, job: Job) -> None:
+        """`job`'s request is on the wire now: its start counts from now (later only)."""
+        now = self.parts.clock()
+        if now > job.started_at:
+            self.limiter.restamp(job.started_at, now)
+            if self.adaptation is not None:
+                self.adaptation.rate.restamp(job.started_at, now)
+            job.started_at = now
 
 
 def _announcer(parts: RunParts, adaptation: SourceAdaptation) -> RateHeadersHook:
@@ -97,16 +138,6 @@ def _announcer(parts: RunParts, adaptation: SourceAdaptation) -> RateHeadersHook
         adaptation.announced(parts.clock(), limit)
 
     return announced
-
-
-def _restamp(parts: RunParts, limiter: SourceLimiter, job: Job) -> None:
-    """The job's request is on the wire now: its start counts from now (later only)."""
-    now = parts.clock()
-    if now > job.started_at:
-        limiter.restamp(job.started_at, now)
-        if (adaptation := parts.adaptations.get(job.source)) is not None:
-            adaptation.rate.restamp(job.started_at, now)
-        job.started_at = now
 
 
 async def _wire_gate(parts: RunParts, limiter: SourceLimiter) -> None:

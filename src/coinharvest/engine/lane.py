@@ -37,11 +37,11 @@ class Job:
     in_flight: int = 0  # the source's requests in flight when this attempt started (itself too)
     window: int = 0  # the adaptive sample window of this attempt (engine/concurrency.py)
     id: int = field(default_factory=lambda: next(_ids))
+    #: The symbols of this job's coins, in order (computed once: every attempt records them).
+    symbols: tuple[str, ...] = field(init=False)
 
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        """The symbols of this job's coins, in order."""
-        return tuple(c.symbol for c in self.coins)
+    def __post_init__(self) -> None:
+        self.symbols = tuple(c.symbol for c in self.coins)
 
 
 class Lane:

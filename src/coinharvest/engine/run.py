@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 from coinharvest.engine.access import SourceAccess
 from coinharvest.engine.book import RunBook
 from coinharvest.engine.dispatch import Dispatcher
-from coinharvest.engine.execution import Outcome, execute, warn_if_capped
+from coinharvest.engine.execution import Executor, Outcome, warn_if_capped
 from coinharvest.engine.lane import Job, Lane
 from coinharvest.engine.parts import RunParts
 from coinharvest.errors import Blocked, RateLimited, TransientError
@@ -59,10 +60,9 @@ class Run:
             parts.slots,
             parts.clock,
             deadline,
-            launch=self._launch,
-            defer=self._defer,
         )
         self.access = SourceAccess(parts.sources, parts.breakers)
+        self.executor = Executor(parts, t0=self.t0, on_free=self.dispatcher.poke)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -79,7 +79,7 @@ class Run:
         self._plan()
         cancelled = False
         try:
-            await self.dispatcher.loop()
+            await self.dispatcher.loop(launch=self._launch, defer=self._defer)
         except asyncio.CancelledError:
             # Cancelled from outside (e.g. a second SIGTERM): stop the jobs, but still
             # record the run as interrupted before letting the cancellation through.
@@ -162,23 +162,22 @@ class Run:
         job.in_flight = lane.limiter.in_flight
         if (adaptation := self.parts.adaptations.get(job.source)) is not None:
             job.window = adaptation.started(now)
-        dlog.debug(
-            "start job %d %s %s attempt %d", job.id, job.source, ",".join(job.symbols), job.attempts
-        )
+        _log_start(job)
         self.dispatcher.spawn(self._job(lane, job, record), f"job-{job.id}")
 
     async def _job(self, lane: Lane, job: Job, record: JobRecord) -> None:
         try:
-            outcome, now = await execute(
-                self.parts, lane, job, record, t0=self.t0, on_free=self.dispatcher.poke
-            )
+            outcome, now = await self.executor.execute(lane, job, record)
         finally:
             self.book.job_ended(record)
         self._settle(lane, job, record, outcome, now)
         self._flush_fallbacks()
-        # Together, not one after the other: a store may write them in one transaction.
-        completed = self.book.pop_complete(self.parts.clock())
-        await asyncio.gather(*(self._store(result) for result in completed))
+        completed = self.book.pop_complete(now)
+        if len(completed) == 1:
+            await self._store(completed[0])  # in this task: no task and no gather for one
+        elif completed:
+            # Together, not one after the other: a store may write them in one transaction.
+            await asyncio.gather(*(self._store(result) for result in completed))
 
     def _settle(
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float
@@ -282,6 +281,12 @@ class Run:
         except Exception:
             self.book.store_errors += 1
             log.exception("storing %s of run %s failed", what, self.run_id)
+
+
+def _log_start(job: Job) -> None:
+    if dlog.isEnabledFor(logging.DEBUG):  # the join is not free; most runs log no debug
+        symbols = ",".join(job.symbols)
+        dlog.debug("start job %d %s %s attempt %d", job.id, job.source, symbols, job.attempts)
 
 
 def _log_summary(summary: RunSummary) -> None:

@@ -61,9 +61,11 @@ class SimulatedSource(Source):
         """Sleep for the batch's latency, then answer (see the class docstring)."""
         loop = asyncio.get_running_loop()
         self.calls.append((loop.time(), tuple(c.symbol for c in coins)))
-        latency = max(
-            (self.latencies.get(c.symbol, self.default_latency) for c in coins), default=0.0
-        )
+        latency = self.default_latency if coins else 0.0
+        if self.latencies:  # else every coin takes the default: no need to look each up
+            latency = max(
+                (self.latencies.get(c.symbol, self.default_latency) for c in coins), default=0.0
+            )
         await asyncio.sleep(latency)
         roll = self._rng.random()
         if roll < self.rate_limit_rate:
