@@ -24,7 +24,7 @@ their size follows the backlog (docs/BENCHMARKS.md has the measurement).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,24 @@ class OpenRun:
     unsaved: dict[str, tuple[CoinResult, str]] = field(default_factory=dict)
     #: (job id, attempt) → job attempts to write with the next coin.
     pending_jobs: dict[tuple[int, int], JobRecord] = field(default_factory=dict)
+    #: symbol → keys of `pending_jobs` naming it (some may have been written since): a
+    #: coin finds its jobs without scanning every pending one (CoinGecko's name 250 coins).
+    jobs_by_symbol: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def add_jobs(self, jobs: Iterable[JobRecord]) -> None:
+        """Keep `jobs` (new or changed attempts) for the transactions of their coins."""
+        for job in jobs:
+            key = (job.job_id, job.attempt)
+            if key not in self.pending_jobs:  # else already indexed
+                for symbol in job.symbols:
+                    self.jobs_by_symbol.setdefault(symbol, []).append(key)
+            self.pending_jobs[key] = job
+
+    def jobs_of(self, symbol: str) -> list[JobRecord]:
+        """The pending job attempts naming `symbol`, each once."""
+        pending = self.pending_jobs
+        keys = dict.fromkeys(self.jobs_by_symbol.get(symbol, ()))
+        return [pending[key] for key in keys if key in pending]
 
 
 @dataclass(slots=True)
@@ -135,7 +153,7 @@ class CoinWriter:
         jobs: dict[tuple[str, int, int], JobRecord] = {}
         for coin in batch:
             run_id = coin.run.start.run_id
-            mine = [j for j in coin.run.pending_jobs.values() if coin.result.symbol in j.symbols]
+            mine = coin.run.jobs_of(coin.result.symbol)
             coin.error, coin.jobs = None, [(j, (j.ended_s, j.status)) for j in mine]
             jobs.update({(run_id, j.job_id, j.attempt): j for j in mine})
         for run_id in sorted({key[0] for key in jobs}):
@@ -173,6 +191,9 @@ class CoinWriter:
         for job, state in coin.jobs:
             if (job.ended_s, job.status) == state:  # unchanged since it was written
                 run.pending_jobs.pop((job.job_id, job.attempt), None)
+        # Its jobs are written or pending for the coins that share them; a job recorded
+        # later naming it is indexed again.
+        run.jobs_by_symbol.pop(coin.result.symbol, None)
         self.coins += 1
         coin.done.set_result(None)
 
@@ -193,9 +214,8 @@ async def _write_one(
     # take an unrelated coin down with it), each once per transaction.
     jobs = [
         job
-        for job in run.pending_jobs.values()
-        if coin.result.symbol in job.symbols
-        and (run_id, job.job_id, job.attempt) not in jobs_written
+        for job in run.jobs_of(coin.result.symbol)
+        if (run_id, job.job_id, job.attempt) not in jobs_written
     ]
     await writes.write_jobs(conn, run_id, jobs)
     coin.jobs = [(job, (job.ended_s, job.status)) for job in jobs]

@@ -201,9 +201,7 @@ class Store:
     async def jobs_recorded(self, run_id: str, jobs: Sequence[JobRecord]) -> None:
         """Keep the job attempts for the transactions of the coins they concern (no write of
         their own), so an interrupted run's timeline is stored with its stored coins."""
-        pending = self._book(run_id).pending_jobs
-        for job in jobs:
-            pending[(job.job_id, job.attempt)] = job
+        self._book(run_id).add_jobs(jobs)
 
     async def coin_completed(self, run_id: str, result: CoinResult) -> None:
         """Write the coin whole, retrying; on final failure keep it for the end and raise."""
