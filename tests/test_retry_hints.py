@@ -9,14 +9,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
 from enginekit import coin, starts
+from multidict import CIMultiDict
 from vclock import run_virtual
 
 from coinharvest.engine import Engine
@@ -26,6 +27,7 @@ from coinharvest.sources.base import close_sources
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
 from coinharvest.sources.retry_after import parse_body_retry_after, parse_quota_spent
+from coinharvest.sources.wire import Answer, HandlerTransport, Request
 
 SERVER_NOW = datetime(2025, 7, 25, 14, 53, 19, tzinfo=UTC)  # far from the local clock
 DATE = format_datetime(SERVER_NOW, usegmt=True)
@@ -66,14 +68,14 @@ def test_body_without_a_hint_gives_none(text: str) -> None:
     assert parse_body_retry_after(text) is None
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response]) -> HttpClient:
-    return HttpClient("nano", "https://nano.test/proxy", transport=httpx.MockTransport(handler))
+def _client(handler: Callable[[Request], Answer]) -> HttpClient:
+    return HttpClient("nano", "https://nano.test/proxy", transport=HandlerTransport(handler))
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "text/html; charset=utf-8"])
 async def test_nano_proxy_plain_text_429_becomes_retry_after(content_type: str) -> None:
     """NanoRPCProxy sends it with Express's ``res.send``: ``text/html``, but no page."""
-    answer = httpx.Response(429, content=NANO_429.encode(), headers={"content-type": content_type})
+    answer = Answer.of(429, NANO_429.encode(), {"content-type": content_type})
     client = _client(lambda request: answer)
     try:
         with pytest.raises(RateLimited) as info:
@@ -85,7 +87,7 @@ async def test_nano_proxy_plain_text_429_becomes_retry_after(content_type: str) 
 
 
 async def test_a_header_hint_wins_over_the_body() -> None:
-    answer = httpx.Response(429, text=NANO_429, headers={"Retry-After": "5"})
+    answer = Answer.of(429, NANO_429.encode(), {"Retry-After": "5"})
     client = _client(lambda request: answer)
     try:
         with pytest.raises(RateLimited) as info:
@@ -122,7 +124,7 @@ def _reset_in(seconds: int) -> str:
     ],
 )
 def test_spent_quota_gives_seconds_until_reset(headers: dict[str, str], seconds: float) -> None:
-    assert parse_quota_spent(httpx.Headers(headers)) == seconds
+    assert parse_quota_spent(CIMultiDict(headers)) == seconds
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,11 @@ def test_spent_quota_gives_seconds_until_reset(headers: dict[str, str], seconds:
     ],
 )
 def test_quota_not_spent_or_no_usable_reset_gives_none(headers: dict[str, str]) -> None:
-    assert parse_quota_spent(httpx.Headers(headers)) is None
+    assert parse_quota_spent(CIMultiDict(headers)) is None
+
+
+def _json(status: int, payload: object, headers: dict[str, str]) -> Answer:
+    return Answer.of(status, json.dumps(payload).encode(), headers)
 
 
 def _market(coin_id: str) -> dict[str, object]:
@@ -153,10 +159,10 @@ def _market(coin_id: str) -> dict[str, object]:
     }
 
 
-def _two_coingecko_jobs(handler: Callable[[httpx.Request], httpx.Response]) -> RunSummary:
+def _two_coingecko_jobs(handler: Callable[[Request], Answer]) -> RunSummary:
     """BTC then ETH, one job each, 0.1 s apart at most, on the virtual clock."""
     source = CoinGeckoSource(
-        HttpOptions(base_url="https://cg.test/api/v3", transport=httpx.MockTransport(handler))
+        HttpOptions(base_url="https://cg.test/api/v3", transport=HandlerTransport(handler))
     )
     engine = Engine(
         {"coingecko": source},
@@ -181,12 +187,12 @@ def test_spent_quota_on_a_200_pauses_the_source_until_the_reset(
     nothing is rate limited, and the next job at CoinGecko starts 41 s later, not 0.1 s."""
     calls: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        ids = request.url.params["ids"].split(",")
+    def handler(request: Request) -> Answer:
+        ids = request.params["ids"].split(",")
         calls.extend(ids)
         spent = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": _reset_in(41)}
         headers = {"date": DATE, "x-ratelimit-limit": "30", **(spent if len(calls) == 1 else {})}
-        return httpx.Response(200, json=[_market(i) for i in ids], headers=headers)
+        return _json(200, [_market(i) for i in ids], headers)
 
     caplog.set_level(logging.WARNING)
     summary = _two_coingecko_jobs(handler)
@@ -202,10 +208,10 @@ def test_spent_quota_on_a_200_pauses_the_source_until_the_reset(
 
 
 def test_an_answer_with_quota_left_does_not_pause() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        ids = request.url.params["ids"].split(",")
+    def handler(request: Request) -> Answer:
+        ids = request.params["ids"].split(",")
         headers = {"date": DATE, "x-ratelimit-remaining": "7", "x-ratelimit-reset": _reset_in(41)}
-        return httpx.Response(200, json=[_market(i) for i in ids], headers=headers)
+        return _json(200, [_market(i) for i in ids], headers)
 
     summary = _two_coingecko_jobs(handler)
     first, second = starts(summary, "coingecko")

@@ -20,7 +20,7 @@ import coinharvest
 from coinharvest.cli.main import EMULATOR_SUMMARY, app
 from coinharvest.emulator.command import emulator
 
-HEAVY = "('sqlalchemy','fastapi','uvicorn','httpx','alembic')"
+HEAVY = "('sqlalchemy','fastapi','uvicorn','httpx','aiohttp','alembic')"
 ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 runner = CliRunner()
 

@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import re
-import ssl
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,6 @@ from email.utils import format_datetime
 from functools import cache
 from typing import Any
 
-import httpx
 from hypothesis import strategies as st
 
 from coinharvest.config import load_settings
@@ -491,11 +489,6 @@ class Observed:
     wire_cut: bool = False  # some answer's body was cut short by the upstream itself
 
 
-@cache
-def _tls() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
 def run_hostile(script: Mapping[str, Sequence[Wire]], dead: set[str]) -> Observed:
     """Run the engine once against `script` (in a fresh event loop), capturing the logs."""
     handler = _Records()
@@ -525,10 +518,7 @@ async def _run(script: Mapping[str, Sequence[Wire]], dead: set[str]) -> Observed
         server.prepare()
         urls = {n: closed_port_url() if n in dead else f"{server.url}/{n}" for n in SOURCES}
         settings = load_settings(ENV, None)
-        # The registry's transport seam, only to share one TLS context (loading the CA
-        # bundle costs ~50 ms a client; every URL here is plain http).
-        transport = httpx.AsyncHTTPTransport(verify=_tls())
-        sources = build_sources(settings, names=SOURCES, base_urls=urls, transport=transport)
+        sources = build_sources(settings, names=SOURCES, base_urls=urls)
         sink = MemorySink()
         engine = Engine(
             sources,
@@ -550,7 +540,6 @@ async def _run(script: Mapping[str, Sequence[Wire]], dead: set[str]) -> Observed
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             await close_sources(sources.values())
-            await transport.aclose()
         return Observed(summary, sink, [], loop_errors, wall, peak, len(server.requests))
 
 

@@ -66,7 +66,7 @@ async def test_build_sources_uses_base_urls_over_settings() -> None:
     )
     try:
         assert isinstance(built["coingecko"], CoinGeckoSource)
-        assert built["coingecko"].http.base_url == "http://emulator/coingecko/api/v3/"
+        assert built["coingecko"].http.base_url == "http://emulator/coingecko/api/v3"
         assert isinstance(built["nano"], NanoSource)
         assert built["nano"].http.base_url == "http://node:7076"
     finally:

@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from coinharvest.engine import Engine
@@ -36,6 +35,8 @@ from coinharvest.sources.base import close_sources
 from coinharvest.sources.coingecko import CoinGeckoSource
 from coinharvest.sources.http import HttpClient, HttpOptions
 from coinharvest.sources.sending import on_wire
+from coinharvest.sources.transport import AiohttpTransport
+from coinharvest.sources.wire import Answer, HandlerTransport, Request
 
 from .loopback import Loopback
 
@@ -182,7 +183,7 @@ async def test_spacing_counts_from_headers_sent_not_from_admission(
         Coin("ETH", "Ethereum", {"coingecko": "ethereum"}, (("coingecko",),), priority=2),
     ]
     async with slow_tls_server(server_tls) as server:
-        transport = httpx.AsyncHTTPTransport(verify=_client_tls())
+        transport = AiohttpTransport(ssl_context=_client_tls())
         source = CoinGeckoSource(HttpOptions(base_url=server.url, transport=transport))
         engine = Engine(
             {"coingecko": source},
@@ -220,7 +221,7 @@ async def test_a_later_job_on_an_idle_connection_cannot_overtake_one_still_conne
         for i, s in enumerate(("AAA", "BBB", "CCC"))
     ]
     async with slow_tls_server(server_tls, 0.25, (0.30,)) as server:
-        transport = httpx.AsyncHTTPTransport(verify=_client_tls())
+        transport = AiohttpTransport(ssl_context=_client_tls())
         source = CoinGeckoSource(HttpOptions(base_url=server.url, transport=transport))
         engine = Engine(
             {"coingecko": source},
@@ -241,7 +242,7 @@ async def test_a_later_job_on_an_idle_connection_cannot_overtake_one_still_conne
 
 async def test_only_the_first_request_of_a_job_is_stamped(canned: Loopback) -> None:
     """Within one job: "sent" when the request is handed over, again when its headers go
-    out (httpcore's trace), and nothing for a second request of the same job."""
+    out (aiohttp's trace), and nothing for a second request of the same job."""
     sent: list[str] = []
     client = HttpClient("s", canned.url)
     try:
@@ -258,11 +259,11 @@ async def test_a_transport_that_does_not_trace_keeps_the_stamp_at_hand_over() ->
     sent: list[int] = []
     calls: list[int] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: Request) -> Answer:
         calls.append(len(sent))
-        return httpx.Response(200, json={})
+        return Answer.of(200, b"{}")
 
-    client = HttpClient("s", "https://s.test", transport=httpx.MockTransport(handler))
+    client = HttpClient("s", "https://s.test", transport=HandlerTransport(handler))
     try:
         with on_wire(sent=lambda: sent.append(1)):
             await client.get_json("/one")

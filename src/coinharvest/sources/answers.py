@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import re
 
-import httpx
-
 from coinharvest.sources.fields import error_message
+from coinharvest.sources.wire import Answer
 
 __all__ = ["html_summary", "is_html", "text_of", "upstream_message"]
 
 _TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 
 
-def is_html(response: httpx.Response) -> bool:
+def is_html(response: Answer) -> bool:
     """An HTML page: a body that starts with a tag, or says it is HTML and has tags.
 
     Not every ``text/html`` answer is a page: NanoRPCProxy (Express ``res.send``) sends its
@@ -31,7 +30,7 @@ def is_html(response: httpx.Response) -> bool:
     return head[:1] == b"<" or ("html" in kind and b"<" in head)
 
 
-def text_of(response: httpx.Response) -> str:
+def text_of(response: Answer) -> str:
     """The body as text, never raising: a wrong or unknown charset (``utf-16`` without a
     BOM, ``bogus``) falls back to UTF-8 with replacement characters."""
     try:
@@ -40,16 +39,16 @@ def text_of(response: httpx.Response) -> str:
         return response.content.decode("utf-8", errors="replace")
 
 
-def html_summary(response: httpx.Response) -> str:
+def html_summary(response: Answer) -> str:
     title = _TITLE.search(text_of(response))
     return f'HTML page "{title.group(1).strip()}"' if title else "HTML page"
 
 
-def upstream_message(response: httpx.Response) -> str:
+def upstream_message(response: Answer) -> str:
     """The description of an error answer, neither redacted nor shortened (`HttpClient`
     does both, in that order)."""
     if not response.content:
-        return response.reason_phrase or "empty body"
+        return response.reason or "empty body"
     if is_html(response):
         return html_summary(response)
     try:

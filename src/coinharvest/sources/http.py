@@ -1,20 +1,23 @@
 """Shared HTTP handling of every source: one client per source, one error translation.
 
-`HttpClient` wraps one `httpx.AsyncClient` per source (connection reuse, timeout,
-``User-Agent: coinharvest/<version>``, an injectable `transport` seam for tests) and is the
-**one** place where httpx errors and HTTP statuses become the project's error tree:
+`HttpClient` sends a source's requests through a `Transport` (`coinharvest.sources.wire`;
+by default `AiohttpTransport`: connection reuse, timeouts, bounded and decoded bodies, the
+send-time report) with ``User-Agent: coinharvest/<version>``, and is the **one** place where
+transport errors and HTTP statuses become the project's error tree:
 
 - HTTP 429 (or a source's own limit statuses) → `RateLimited`, with
   ``parse_retry_after(headers)`` (Retry-After seconds or HTTP-date, x-ratelimit-reset, …);
 - HTTP 503 carrying a usable Retry-After → `RateLimited`;
 - other 5xx → `TransientError` (status + upstream message);
-- timeouts (connect, read, write, pool), refused or reset connections, protocol errors →
-  `TransientError`;
+- timeouts (connect, read, pool), refused or reset connections, protocol errors →
+  `TransientError` (`unreachable` when the request never left: refused, DNS, TLS, a
+  connect timeout);
 - other 4xx, and 3xx (redirects are not followed) → `ClientError(status, upstream message)`;
   an HTML page instead of an error body (a firewall's 403) becomes ``HTML page "<title>"``;
 - a 2xx that is not JSON (malformed, truncated, nested too deeply, an HTML page) or larger
   than ``max_body_bytes`` decompressed → `BadResponse` naming the source and the endpoint;
-- an invalid URL or unsupported scheme → `PermanentError`.
+- an invalid URL, an unsupported scheme, or a request that cannot be written (a header
+  value with a line break) → `PermanentError`.
 
 A rate-limit answer without a header hint may carry one in its body (NanoRPCProxy's plain
 text ``Time left: 123sec``): `parse_body_retry_after`. A *successful* answer saying the quota
@@ -22,17 +25,14 @@ is spent (``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``, as CoinGecko 
 returned as usual and reported with `sending.notify_exhausted`, so the engine pauses the
 source until the reset instead of walking into a 429.
 
-Every request reports when it is on the wire (DESIGN §11, `coinharvest.sources.sending`): when it is
-handed to the transport, then again when httpcore's ``trace`` extension says its headers are
-being sent (``http11.`` / ``http2.send_request_headers.started``), i.e. after the connection
-(DNS, TCP, TLS) is open. A transport that does not trace (``httpx.MockTransport``, ASGI)
-keeps the first report.
+Every request reports when it is on the wire (DESIGN §11, `coinharvest.sources.sending`):
+when it is handed to the transport, then again when the transport says its headers are
+being sent, i.e. after the connection (DNS, TCP, TLS) is open. A transport that cannot tell
+(`HandlerTransport`) keeps the first report.
 
-Bodies are streamed and at most ``max_body_bytes`` of them held, decompressed: gzip and
-deflate are decoded here, `_INFLATE_STEP` bytes at a time (deflate expands at most ~1032:1),
-so neither a huge answer nor a small gzip bomb costs much. API keys never reach an error
-message: every text that becomes part of an error passes `HttpClient._say`, which redacts
-(`redact`: the client's secrets, secret-looking query values, URL credentials), *then* cuts.
+API keys never reach an error message: every text that becomes part of an error passes
+`HttpClient._say`, which redacts (`redact`: the client's secrets, secret-looking query
+values, URL credentials), *then* cuts.
 
 `HttpSource` is the base of every built-in source (and of plug-ins that want the same
 handling): it builds its `HttpClient` from `HttpOptions` and closes it in `aclose`.
@@ -43,11 +43,11 @@ from __future__ import annotations
 import json
 import re
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from coinharvest import __version__
 from coinharvest.errors import (
@@ -68,7 +68,9 @@ from coinharvest.sources.retry_after import (
     parse_quota_spent,
     parse_retry_after,
 )
-from coinharvest.sources.sending import about_to_send, notify_exhausted, outgoing
+from coinharvest.sources.sending import notify_exhausted, outgoing
+from coinharvest.sources.transport import CONNECT_TIMEOUT_S, AiohttpTransport
+from coinharvest.sources.wire import Answer, BodyTooLarge, Request, Transport, Undecodable
 
 if TYPE_CHECKING:
     from coinharvest.config import Settings
@@ -89,32 +91,16 @@ __all__ = [
 USER_AGENT = f"coinharvest/{__version__}"
 _MESSAGE_MAX = 200  # characters of an error message (after redaction)
 _SCAN_MAX = 4 * _MESSAGE_MAX  # characters of upstream text redacted to make one
-_ERROR_BODY_MAX = 64 * 1024  # bytes of an error answer read for its message
-CONNECT_TIMEOUT_S = 5.0  # longest wait for a connection (DNS, TCP, TLS), within the timeout
-_INFLATE_STEP = 1024  # compressed bytes decompressed at a time
-#: Sent with every request (``Accept-Encoding``: what `_body` decodes).
+#: Sent with every request (``Accept-Encoding``: what the transport decodes).
 _HEADERS = {
     "User-Agent": USER_AGENT,
     "Accept": "application/json",
     "Accept-Encoding": "gzip, deflate",
 }
-#: Headers that describe the body as sent; dropped once it is read and decoded.
-_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _SPACE = re.compile(r"\s+")
-#: httpcore ``trace`` events that mean "the request's headers are being sent now".
-_HEADERS_SENT = frozenset(
-    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
-)
 
 #: Decides whether a non-2xx answer means "rate limited": ``(status, upstream message)``.
 RateLimitTest = Callable[[int, str], bool]
-
-
-def _check_complete(decode: Callable[[bytes], bytes]) -> None:
-    """A compressed answer must end where its stream says (a truncated gzip is not whole)."""
-    stream = getattr(decode, "__self__", None)
-    if isinstance(stream, type(zlib.decompressobj())) and not stream.eof:
-        raise ValueError("compressed answer cut short")
 
 
 def _is_429(status: int, message: str) -> bool:
@@ -131,18 +117,6 @@ def _size(n: int) -> str:
     return f"{round(n / (1 << 20), 1):g} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
-def _body(response: httpx.Response) -> tuple[AsyncIterator[bytes], Callable[[bytes], bytes]]:
-    """`response`'s body as it comes, and how to decode each chunk of it."""
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    if response.is_stream_consumed:  # answered from memory (httpx.MockTransport): decoded
-        return response.aiter_bytes(), bytes
-    if encoding in ("", "identity"):
-        return response.aiter_raw(), bytes
-    if encoding in ("gzip", "x-gzip", "deflate"):  # a gzip or zlib header, told apart by zlib
-        return response.aiter_raw(_INFLATE_STEP), zlib.decompressobj(zlib.MAX_WBITS | 32).decompress
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-
-
 class HttpClient:
     """One source's HTTP client; every request makes exactly one attempt (no retries).
 
@@ -150,6 +124,8 @@ class HttpClient:
     :param base_url: root URL; request paths are relative to it.
     :param params: query parameters sent with every request (e.g. a ``token``).
     :param secrets: strings that must never appear in a message (the API key).
+    :param transport: how requests are sent (default: a new `AiohttpTransport` with
+        `timeout_s`); closed by `aclose`.
     :param is_rate_limited: which non-2xx answers mean "too many requests" (default: 429).
     :param max_body_bytes: the largest good answer, decompressed; a larger one fails the job.
     """
@@ -163,33 +139,30 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         is_rate_limited: RateLimitTest = _is_429,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.source = source
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
+        self._base_url = base_url
+        # Paths join under the root as a directory (``/api/v3`` + ``/coins`` → ``/api/v3/coins``).
+        self._root = base_url.rstrip("/") + "/"
+        self._headers = {**_HEADERS, **(headers or {})}
+        self._params = dict(params or {})
         self._secrets = tuple(s for s in secrets if s)
         self._is_rate_limited = is_rate_limited
+        self._transport = transport or AiohttpTransport(timeout_s=timeout_s)
         self._log = get_logger(f"source:{source}")
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={**_HEADERS, **(headers or {})},
-            params=dict(params or {}),
-            # A dead host (DNS, SYN) is known sooner than a slow answer: connecting gets less.
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
-            transport=transport,
-            follow_redirects=False,
-        )
 
     def __repr__(self) -> str:
-        return f"<HttpClient {self.source} {self.redact(str(self._client.base_url))}>"
+        return f"<HttpClient {self.source} {self.base_url}>"
 
     @property
     def base_url(self) -> str:
         """The root URL, redacted."""
-        return self.redact(str(self._client.base_url))
+        return self.redact(self._base_url)
 
     def redact(self, text: str) -> str:
         """`text` without this client's secrets (see `redact`)."""
@@ -209,8 +182,8 @@ class HttpClient:
         return await self._request("POST", path, json_body=payload)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Close the transport's connections."""
+        await self._transport.aclose()
 
     async def _request(
         self,
@@ -222,124 +195,102 @@ class HttpClient:
     ) -> Any:
         what = f"{method} {path or '/'}"
         started = time.perf_counter()
-        try:
-            with outgoing():
-                async with self._client.stream(
-                    method,
-                    path,
-                    params=dict(params) if params else None,
-                    json=json_body,
-                    extensions={"trace": _trace},
-                ) as streamed:
-                    response = await self._read(streamed, what)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, what) from None
-        except httpx.InvalidURL as exc:
-            raise PermanentError(self.source, self._say(f"invalid URL for {what}: {exc}")) from None
+        query = {**self._params, **params} if params else self._params
+        request = Request(method, self._root + path.lstrip("/"), query, self._headers, json_body)
+        with outgoing():
+            answer = await self._send(request, what)
         self._log.debug(
-            "%s -> %d in %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1e3
+            "%s -> %d in %.0f ms", what, answer.status, (time.perf_counter() - started) * 1e3
         )
-        sending.report_rate_headers(response.headers)
-        if not response.is_success:
-            raise self._status_error(response)
-        if (reset_in := parse_quota_spent(response.headers)) is not None:
+        sending.report_rate_headers(answer.headers)
+        if not answer.is_success:
+            raise self._status_error(answer)
+        if (reset_in := parse_quota_spent(answer.headers)) is not None:
             self._log.debug("%s: quota spent, resets in %.1f s", what, reset_in)
             notify_exhausted(reset_in)
-        return self._decode(response, what)
+        return self._decode(answer, what)
 
-    async def _read(self, response: httpx.Response, what: str) -> httpx.Response:
-        """`response` with its body read, decoded and bounded: a good answer's up to
-        `max_body_bytes` (more fails the job), an error answer's to `_ERROR_BODY_MAX`."""
-        good = response.is_success
-        limit = self.max_body_bytes if good else min(self.max_body_bytes, _ERROR_BODY_MAX)
-        body = bytearray()
+    async def _send(self, request: Request, what: str) -> Answer:
+        """The transport's answer; whatever it raises, translated (module table)."""
         try:
-            chunks, decode = _body(response)
-            async for raw in chunks:
-                body += decode(raw)
-                if len(body) > limit:
-                    break
-            else:
-                _check_complete(decode)
-        except (zlib.error, ValueError) as exc:
+            return await self._transport.send(request, self.max_body_bytes)
+        except BodyTooLarge as exc:
+            too_large = f"{what}: answer larger than {_size(exc.limit)} (limit MAX_RESPONSE_BYTES)"
+            raise BadResponse(self.source, self._say(too_large)) from None
+        except Undecodable as exc:
             undecodable = f"undecodable answer to {what}: {exc}"
             raise BadResponse(self.source, self._say(undecodable)) from None
-        if len(body) > limit and good:
-            too_large = f"{what}: answer larger than {_size(limit)} (limit MAX_RESPONSE_BYTES)"
-            raise BadResponse(self.source, self._say(too_large))
-        del body[limit:]
-        # Raw bytes: a header value that is not ASCII must not fail the answer.
-        headers = [
-            (k, v) for k, v in response.headers.raw if k.lower().decode() not in _BODY_HEADERS
-        ]
-        return httpx.Response(
-            response.status_code,
-            headers=headers,
-            content=bytes(body),
-            request=response.request,
-            extensions=response.extensions,
-        )
+        except aiohttp.InvalidURL as exc:
+            raise PermanentError(self.source, self._say(f"invalid URL for {what}: {exc}")) from None
+        except aiohttp.NonHttpUrlClientError as exc:
+            unsupported = f"unsupported URL for {what}: {exc} (http or https only)"
+            raise PermanentError(self.source, self._say(unsupported)) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc, what) from None
+        except ValueError as exc:  # aiohttp refuses to write the request (a bad header value)
+            raise PermanentError(self.source, self._say(f"cannot send {what}: {exc}")) from None
 
-    def _transport_error(self, exc: httpx.HTTPError, what: str) -> SourceError:
-        kind = type(exc).__name__
-        if isinstance(exc, httpx.TimeoutException):
+    def _transport_error(self, exc: aiohttp.ClientError | TimeoutError, what: str) -> SourceError:
+        kind = _kind(exc)
+        if isinstance(exc, TimeoutError):  # aiohttp's connect / read timeouts are TimeoutErrors
+            connect = isinstance(exc, aiohttp.ConnectionTimeoutError)
+            after = min(self.timeout_s, CONNECT_TIMEOUT_S) if connect else self.timeout_s
             return TransientError(
                 self.source,
-                self._say(
-                    f"timed out ({kind}) after {_timeout_of(exc, self.timeout_s):g} s: {what}"
-                ),
+                self._say(f"timed out ({kind}) after {after:g} s: {what}"),
                 timed_out=True,
-                unreachable=isinstance(exc, httpx.ConnectTimeout),
+                unreachable=connect,
             )
-        if isinstance(exc, httpx.LocalProtocolError):  # our own request is malformed
-            return PermanentError(self.source, self._say(f"cannot send {what}: {exc}"))
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return PermanentError(self.source, self._say(f"unsupported URL for {what}: {exc}"))
-        detail = f" ({self._client.base_url.host}): {exc}" if str(exc) else ""
-        unreachable = isinstance(exc, httpx.ConnectError)  # refused, DNS, TLS: never sent
+        detail = f" ({URL(self._root).host}): {exc}" if str(exc) else ""
+        unreachable = isinstance(exc, aiohttp.ClientConnectorError)  # refused, DNS, TLS: never sent
         return TransientError(
             self.source, self._say(f"{kind} on {what}{detail}"), unreachable=unreachable
         )
 
-    def _status_error(self, response: httpx.Response) -> SourceError:
-        status = response.status_code
-        message = self._say(upstream_message(response))
+    def _status_error(self, answer: Answer) -> SourceError:
+        status = answer.status
+        message = self._say(upstream_message(answer))
         if self._is_rate_limited(status, message):
-            hint = parse_retry_after(response.headers)
-            if hint is None and response.content and not is_html(response):
-                hint = parse_body_retry_after(text_of(response))
+            hint = parse_retry_after(answer.headers)
+            if hint is None and answer.content and not is_html(answer):
+                hint = parse_body_retry_after(text_of(answer))
             return RateLimited(self.source, hint, f"HTTP {status}: {message}")
-        retry_after = (
-            parse_retry_after(response.headers) if "retry-after" in response.headers else None
-        )
+        retry_after = parse_retry_after(answer.headers) if "retry-after" in answer.headers else None
         if status == 503 and retry_after is not None:
             return RateLimited(self.source, retry_after, f"HTTP 503: {message}")
         if status >= 500:
             return TransientError(self.source, f"HTTP {status}: {message}", retry_after)
         return ClientError(self.source, status, message)
 
-    def _decode(self, response: httpx.Response, what: str) -> Any:
-        if is_html(response):
-            page = html_summary(response)
+    def _decode(self, answer: Answer, what: str) -> Any:
+        if is_html(answer):
+            page = html_summary(answer)
             raise BadResponse(self.source, self._say(f"{what}: {page} instead of JSON"))
         try:
-            return json.loads(response.content)
+            # Not orjson: 3.8 crashed the process (SIGSEGV) on a hostile body in
+            # tests/fuzz/test_hostile_upstream.py; upstream answers are untrusted input.
+            return json.loads(answer.content)
         except RecursionError:
             raise BadResponse(self.source, self._say(f"{what}: JSON nested too deeply")) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadResponse(self.source, self._say(f"{what}: malformed JSON ({exc})")) from None
 
 
-def _timeout_of(exc: httpx.TimeoutException, timeout_s: float) -> float:
-    """The timeout that expired: the connect timeout for a connect, else the request's."""
-    return min(timeout_s, CONNECT_TIMEOUT_S) if isinstance(exc, httpx.ConnectTimeout) else timeout_s
+#: What a transport failure is called in messages, most specific first: stable names that
+#: say what happened (the ones the project used before aiohttp), not the library's class.
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ConnectionTimeoutError, "ConnectTimeout"),
+    (TimeoutError, "ReadTimeout"),
+    (aiohttp.ClientConnectorError, "ConnectError"),
+    (aiohttp.ServerDisconnectedError, "RemoteProtocolError"),
+    (aiohttp.ClientPayloadError, "RemoteProtocolError"),
+    (aiohttp.ClientResponseError, "RemoteProtocolError"),
+    (aiohttp.ClientOSError, "ReadError"),
+)
 
 
-async def _trace(event: str, info: Mapping[str, Any]) -> None:
-    """httpcore's ``trace`` callback: limits count from the moment the headers are sent
-    (which the engine may hold back until the source's spacing allows: `about_to_send`)."""
-    if event in _HEADERS_SENT:
-        await about_to_send()
+def _kind(exc: BaseException) -> str:
+    return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
 
 
 class HttpSource(Source):

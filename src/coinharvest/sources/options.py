@@ -7,8 +7,10 @@ The registry builds one `HttpOptions` per source from the settings and hands it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    from coinharvest.sources.wire import Transport
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "HttpOptions"]
 
@@ -23,12 +25,14 @@ class HttpOptions:
     :ivar base_url: root URL (``<SRC>_BASE_URL``, or the emulator's for ``demo``).
     :ivar api_key: ``<SRC>_API_KEY``; never shown in a repr.
     :ivar timeout_s: timeout of one request (``HTTP_TIMEOUT_SECONDS``).
-    :ivar transport: an httpx transport to use instead of the network (tests).
+    :ivar transport: how requests are sent (None: a new `AiohttpTransport` per source;
+        `HandlerTransport` in tests without a network, or one `AiohttpTransport` shared by
+        several sources).
     :ivar max_body_bytes: the largest answer accepted, decompressed (``MAX_RESPONSE_BYTES``).
     """
 
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: Transport | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

@@ -27,8 +27,6 @@ from dataclasses import replace
 from importlib import import_module
 from importlib.metadata import entry_points
 
-import httpx
-
 from coinharvest.config import SOURCE_ENV_PREFIX, Settings, plugin_env_prefix
 from coinharvest.errors import ConfigError
 from coinharvest.models import SourceLimits
@@ -39,6 +37,7 @@ from coinharvest.sources.http import HttpOptions
 from coinharvest.sources.nano import NanoSource
 from coinharvest.sources.nearblocks import NearBlocksSource
 from coinharvest.sources.threexpl import ThreeXplSource
+from coinharvest.sources.wire import Transport
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -131,12 +130,12 @@ def build_sources(
     settings: Settings,
     *,
     names: Collection[str] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     base_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Source]:
     """Instances of the sources named `names` (None: every available source).
 
-    :param transport: an httpx transport every HTTP source uses (tests).
+    :param transport: the `Transport` every HTTP source uses (tests; see `HttpOptions`).
     :param base_urls: per source name, a base URL that wins over ``<SRC>_BASE_URL``
         (``demo`` points every source at the emulator this way).
     :raises ConfigError: an unknown name, or a plug-in that cannot be loaded or built.
@@ -195,7 +194,7 @@ def _checked(obj: object, where: str) -> type[Source]:
 def _options(
     settings: Settings,
     name: str,
-    transport: httpx.AsyncBaseTransport | None,
+    transport: Transport | None,
     base_urls: Mapping[str, str] | None,
 ) -> HttpOptions:
     overrides = settings.source(name)

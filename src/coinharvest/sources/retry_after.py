@@ -66,7 +66,7 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     accepted) or as an HTTP-date measured against the response's own ``Date`` header (which
     removes clock skew), else ``retry-after-ms``, ``RateLimit-Reset`` (seconds),
     ``X-RateLimit-Reset`` (epoch if > 1e9, a date string such as CoinGecko's, else seconds).
-    A date in the past counts as no hint. `headers` must be case-insensitive (httpx's are).
+    A date in the past counts as no hint. `headers` must be case-insensitive (an `Answer`'s are).
     """
     ref = _reference_time(headers, now)
     retry_after = (headers.get("retry-after") or "").strip()
@@ -107,7 +107,7 @@ def parse_quota_spent(headers: Mapping[str, str], now: datetime | None = None) -
     (epoch seconds, seconds, or a date such as CoinGecko's ``2025-07-25 14:54:00 +0000``,
     measured against the response's ``Date`` header as in `parse_retry_after`). CoinGecko
     sends these on successful answers: the answer is good, but the next request would be
-    refused until the reset. `headers` must be case-insensitive (httpx's are).
+    refused until the reset. `headers` must be case-insensitive (an `Answer`'s are).
     """
     remaining = _number((headers.get("x-ratelimit-remaining") or "").strip())
     if remaining is None or remaining > 0:

@@ -7,8 +7,8 @@ a start counts from the moment the request's headers are sent. So:
 - the engine sets its callbacks with `on_wire(sent=..., exhausted=...)` around ``fetch``;
 - a source's HTTP client wraps each request in `outgoing()`, which reports "sent" as the
   request is handed to the transport (all that a transport that reports nothing, such as
-  ``httpx.MockTransport``, allows), and calls `notify_sent()` again when the transport
-  reports that the headers are being sent (httpcore's ``trace`` extension); each call
+  `HandlerTransport` in tests, allows), and calls `notify_sent()` again when the transport
+  reports that the headers are being sent (aiohttp's ``on_request_headers_sent`` trace); each call
   re-stamps the start in the limiter, later only;
 - only the job's **first** request counts: once it has ended, further "sent" reports of
   the same job (a source making a second request) are ignored;
