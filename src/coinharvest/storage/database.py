@@ -28,11 +28,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from coinharvest.config import Settings
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.storage.failures import safe_url, translate
 from coinharvest.storage.migrate import upgrade
+from coinharvest.storage.sqlite_bulk import raise_driver_error
 
 __all__ = ["create_engine", "database_url", "open_database", "sqlite_path"]
 
@@ -153,4 +155,14 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        _begin(conn)
+
+
+def _begin(conn: Any) -> None:
+    """``BEGIN`` on aiosqlite's connection itself: one trip to its thread, where a statement
+    through SQLAlchemy costs three (cursor, execute, close), in every transaction. A failure
+    is raised as SQLAlchemy's error for it, as a statement's would be."""
+    try:
+        await_only(conn.connection.driver_connection.execute("BEGIN"))
+    except Exception as exc:
+        raise_driver_error(conn.dialect, "BEGIN", None, exc)

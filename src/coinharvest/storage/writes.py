@@ -40,6 +40,7 @@ from coinharvest.storage.schema import (
     observations,
     runs,
 )
+from coinharvest.storage.sqlite_bulk import execute_many
 
 __all__ = [
     "RunStart",
@@ -153,11 +154,11 @@ async def write_coins(
         return
     keys = ["run_id", "symbol"]
     update = [k for k in rows[0] if k not in keys]
-    await conn.execute(upsert(conn, coin_results, keys, update), rows)
+    await execute_many(conn, upsert(conn, coin_results, keys, update), rows)
     if obs_rows:
         obs_keys = ["run_id", "symbol", "source", "metric"]
         obs_update = ["value", "observed_at", "collected_at", "confidence", "estimated"]
-        await conn.execute(upsert(conn, observations, obs_keys, obs_update), obs_rows)
+        await execute_many(conn, upsert(conn, observations, obs_keys, obs_update), obs_rows)
         await write_latest(conn, obs_rows)
 
 
@@ -182,7 +183,7 @@ async def write_latest(conn: AsyncConnection, obs_rows: Sequence[Mapping[str, An
     stmt = upsert(
         conn, latest_observations, ["symbol", "metric"], _LATEST, unless_older="observed_at"
     )
-    await conn.execute(stmt, rows)
+    await execute_many(conn, stmt, rows)
 
 
 def _result_row(
@@ -241,7 +242,7 @@ async def write_jobs(conn: AsyncConnection, run_id: str, jobs: Sequence[JobRecor
     ]
     keys = ["run_id", "job_id", "attempt"]
     cols = ["source", "symbols", "queued_s", "started_s", "ended_s", "status", "error"]
-    await conn.execute(upsert(conn, job_events, keys, cols), rows)
+    await execute_many(conn, upsert(conn, job_events, keys, cols), rows)
 
 
 async def finish_run(
