@@ -100,7 +100,8 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     parsed = make_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
-            engine = create_async_engine(parsed)
+            # The pool's rollback of every returned connection is `_reset_sqlite`'s own.
+            engine = create_async_engine(parsed, pool_reset_on_return=None)
             _tune_sqlite(engine)
             return engine
         return create_async_engine(
@@ -156,6 +157,21 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         _begin(conn)
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: Any) -> None:
+        _reset_sqlite(dbapi_connection, record, state)
+
+
+def _reset_sqlite(dbapi_connection: Any, record: ConnectionPoolEntry, state: Any) -> None:
+    """Roll back a connection going back to the pool if it is in a transaction: SQLAlchemy's
+    own reset rolls back every time, a trip to aiosqlite's thread after every commit, where
+    the driver knows without one whether a transaction is open."""
+    if not state.asyncio_safe:  # discarded by garbage collection: the pool terminates it
+        return
+    driver = record.driver_connection
+    if driver is None or driver.in_transaction:
+        dbapi_connection.rollback()
 
 
 def _begin(conn: Any) -> None:

@@ -17,6 +17,7 @@ it (``OperationalError``, ``IntegrityError``, ...), so retries and messages
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -27,8 +28,8 @@ from sqlalchemy.sql.dml import Insert
 
 __all__ = ["execute_many", "raise_driver_error"]
 
-#: (SQL, parameter names in order, one bind processor or None per name).
-_Prepared = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
+#: (SQL, a row's values in parameter order, (position, bind processor) where one is needed).
+_Prepared = tuple[str, Callable[[Any], Any], list[tuple[int, Callable[[Any], Any]]]]
 
 
 async def execute_many(
@@ -45,11 +46,14 @@ async def execute_many(
     if dialect.name != "sqlite":
         await conn.execute(stmt, rows)
         return
-    sql, names, processors = _prepare(dialect, stmt, tuple(rows[0]))
-    params = [
-        tuple(p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True))
-        for row in rows
-    ]
+    sql, values, processors = _prepare(dialect, stmt, tuple(rows[0]))
+    params = [values(row) for row in rows]
+    if processors:
+        for i, row_values in enumerate(params):
+            bound = list(row_values)
+            for at, process in processors:
+                bound[at] = process(bound[at])
+            params[i] = bound
     sync = conn.sync_connection
     assert sync is not None  # a connection in use
     sync.dispatch.before_cursor_execute(sync, None, sql, params, None, True)
@@ -75,7 +79,13 @@ def raise_driver_error(dialect: Dialect, sql: str, params: Any, exc: Exception) 
 def _prepare(dialect: Dialect, stmt: Insert, keys: tuple[str, ...]) -> _Prepared:
     """The SQL SQLAlchemy runs for `stmt` with rows of `keys`, and how to bind them."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-    names = tuple(compiled.positiontup or ())
+    names = list(compiled.positiontup or ())
     columns = stmt.table.c
-    processors = tuple(columns[n].type.bind_processor(dialect) for n in names)
-    return compiled.string, names, processors
+    # The type as the dialect binds it (SQLite's DATETIME formats the text it stores).
+    processors = [
+        (at, columns[n].type.dialect_impl(dialect).bind_processor(dialect))
+        for at, n in enumerate(names)
+    ]
+    # itemgetter of one name returns the value, not a 1-tuple: keep it a sequence.
+    getter = operator.itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
+    return compiled.string, getter, [(at, p) for at, p in processors if p is not None]
