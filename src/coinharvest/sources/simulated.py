@@ -56,11 +56,12 @@ class SimulatedSource(Source):
         self.batch_size = batch_size
         self.calls: list[tuple[float, tuple[str, ...]]] = []
         self._rng = random.Random(seed)
+        self._prices: dict[str, float] = {}  # symbol -> its pseudo-price (`_answer`)
 
     async def fetch(self, coins: Sequence[Coin]) -> FetchResult:
         """Sleep for the batch's latency, then answer (see the class docstring)."""
         loop = asyncio.get_running_loop()
-        self.calls.append((loop.time(), tuple(c.symbol for c in coins)))
+        self.calls.append((loop.time(), tuple([c.symbol for c in coins])))
         latency = self.default_latency if coins else 0.0
         if self.latencies:  # else every coin takes the default: no need to look each up
             latency = max(
@@ -78,8 +79,10 @@ class SimulatedSource(Source):
     def _answer(self, coin: Coin, observed_at: datetime) -> list[Observation] | SourceError:
         if coin.symbol in self.unknown:
             return UnknownCoin(self.name, coin.id_at(self.name))
-        # A stable pseudo-price per symbol, so repeated runs look like a real series.
-        price = 1.0 + (sum(map(ord, coin.symbol)) % 997) * 3.7
+        price = self._prices.get(coin.symbol)
+        if price is None:
+            # A stable pseudo-price per symbol, so repeated runs look like a real series.
+            price = self._prices[coin.symbol] = 1.0 + (sum(map(ord, coin.symbol)) % 997) * 3.7
         return [
             Observation(coin.symbol, self.name, "price_usd", price, observed_at),
             Observation(coin.symbol, self.name, "tx_count_24h", price * 100, observed_at),
