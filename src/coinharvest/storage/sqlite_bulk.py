@@ -33,20 +33,27 @@ _Prepared = tuple[str, Callable[[Any], Any], list[tuple[int, Callable[[Any], Any
 
 
 async def execute_many(
-    conn: AsyncConnection, stmt: Insert, rows: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    stmt: Insert,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
 ) -> None:
     """``conn.execute(stmt, rows)``: on SQLite in one trip (module docstring).
 
-    Every row has the same keys, the columns `stmt` inserts (as for an executemany).
+    The columns inserted are `columns`, or else every key of the rows (all rows have the
+    same keys, as for an executemany); with `columns`, rows may hold other keys too.
     :raises sqlalchemy.exc.DBAPIError: the database refused the statement.
     """
     if not rows:
         return
     dialect = conn.dialect
+    keys = tuple(rows[0] if columns is None else columns)
     if dialect.name != "sqlite":
+        if columns is not None:
+            rows = [{key: row[key] for key in keys} for row in rows]
         await conn.execute(stmt, rows)
         return
-    sql, values, processors = _prepare(dialect, stmt, tuple(rows[0]))
+    sql, values, processors = _prepare(dialect, stmt, keys)
     params = [values(row) for row in rows]
     if processors:
         for i, row_values in enumerate(params):

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from coinharvest.models import (
     CoinResult,
     CoinStatus,
+    Confidence,
     JobRecord,
     JobStatus,
     Observation,
@@ -179,11 +180,10 @@ async def write_latest(conn: AsyncConnection, obs_rows: Sequence[Mapping[str, An
     if not newest:
         return
     # One row per key: PostgreSQL refuses to update a row twice in one statement.
-    rows = [{"symbol": s, "metric": m} | {c: r[c] for c in _LATEST} for (s, m), r in newest.items()]
     stmt = upsert(
         conn, latest_observations, ["symbol", "metric"], _LATEST, unless_older="observed_at"
     )
-    await execute_many(conn, stmt, rows)
+    await execute_many(conn, stmt, list(newest.values()), ("symbol", "metric", *_LATEST))
 
 
 def _result_row(
@@ -205,6 +205,10 @@ def _result_row(
     }
 
 
+#: Each level's stored text (an enum's ``.value`` is a slow property, read for every row).
+_CONFIDENCE = {level: level.value for level in Confidence}
+
+
 def _observation_row(
     run_id: str, symbol: str, o: Observation, stored_at: datetime
 ) -> dict[str, Any]:
@@ -216,7 +220,7 @@ def _observation_row(
         "value": o.value,
         "observed_at": o.observed_at,
         "collected_at": stored_at,
-        "confidence": o.confidence.value,
+        "confidence": _CONFIDENCE[o.confidence],
         "estimated": o.estimated,
     }
 
