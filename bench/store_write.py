@@ -33,6 +33,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the storage tests' kit
 
@@ -244,7 +245,7 @@ async def main() -> None:
 
 async def run_backend(name: str, url: str | None, args: argparse.Namespace) -> None:
     """Print one JSON line for `name`: the plain bench, or the --w5 medians (and each run)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _ in range(args.repeats if args.w5 else 1):
         with tempfile.TemporaryDirectory() as tmp:
             at = url or f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -254,7 +255,7 @@ async def run_backend(name: str, url: str | None, args: argparse.Namespace) -> N
                 rows.append(await bench(at, args.coins, args.metrics, args.concurrency))
             if url is not None and args.w5:
                 await _drop_tables(url)
-    row = rows[0]
+    row: dict[str, Any] = rows[0]
     if args.w5:
         keys = ("cpu_us_per_coin", "wall_us_per_coin", "coins_per_transaction")
         row = row | {k: statistics.median(r[k] for r in rows) for k in keys}
