@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from dataclasses import replace
 
 from enginekit import coin
 from sqlalchemy import text
 
 from coinharvest.engine import Engine
+from coinharvest.errors import StoreError
 from coinharvest.models import RunStatus
 from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import Store
 
 from .faults import FaultInjector
+from .storekit import T0, result
 
 
 def _batched_run(store: Store, n: int) -> Engine:
@@ -59,3 +63,21 @@ async def test_a_lone_coin_is_written_at_once(store: Store) -> None:
     engine = Engine({"coingecko": src}, sink=store)
     await engine.run([coin(f"L{i}", "coingecko") for i in range(5)])
     assert store._coins.transactions == 5  # spread-out completions: one each, no waiting
+
+
+async def test_a_value_its_column_cannot_take_fails_that_coin_alone(store: Store) -> None:
+    """A plug-in's naive `observed_at` (no time zone) is refused while binding: that coin
+    fails with a StoreError, the good coin of the same batch is stored, nobody hangs."""
+    await store.run_started("r1", "manual", T0, [])
+    bad = result("BAD")
+    bad.observations[0] = replace(bad.observations[0], observed_at=T0.replace(tzinfo=None))
+    good = [result(f"OK{i}") for i in range(5)]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            *(store.coin_completed("r1", r) for r in [*good, bad]), return_exceptions=True
+        ),
+        timeout=10,
+    )
+    assert all(o is None for o in outcomes[:-1])
+    assert isinstance(outcomes[-1], StoreError)
+    assert await _stored(store) == {r.symbol for r in good}

@@ -113,7 +113,14 @@ class CoinWriter:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except BaseException as exc:  # a bug or a cancel: no caller may wait forever
+                for coin in [*batch, *self._queue]:
+                    coin.error = coin.error or f"not stored: {type(exc).__name__}: {exc}"
+                    self._settle(coin)
+                self._queue.clear()
+                raise
 
     async def _commit(self, batch: list[_Coin]) -> None:
         """Bulk first; if the batch is refused, each coin in its savepoint; if even that

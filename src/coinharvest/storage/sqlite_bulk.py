@@ -54,13 +54,11 @@ async def execute_many(
         await conn.execute(stmt, rows)
         return
     sql, values, processors = _prepare(dialect, stmt, keys)
-    params = [values(row) for row in rows]
-    if processors:
-        for i, row_values in enumerate(params):
-            bound = list(row_values)
-            for at, process in processors:
-                bound[at] = process(bound[at])
-            params[i] = bound
+    try:
+        params = _bind(rows, values, processors)
+    except Exception as exc:  # a value its column cannot take (a naive datetime, ...)
+        # As SQLAlchemy reports it: a StatementError is an SQLAlchemyError the store handles.
+        raise sa_exc.StatementError(str(exc), sql, None, exc) from exc
     sync = conn.sync_connection
     assert sync is not None  # a connection in use
     sync.dispatch.before_cursor_execute(sync, None, sql, params, None, True)
@@ -70,6 +68,22 @@ async def execute_many(
         await driver.executemany(sql, params)
     except Exception as exc:
         raise_driver_error(dialect, sql, params, exc)
+
+
+def _bind(
+    rows: Sequence[Mapping[str, Any]],
+    values: Callable[[Any], Any],
+    processors: list[tuple[int, Callable[[Any], Any]]],
+) -> list[Any]:
+    """Each row's values in parameter order, through its columns' bind processors."""
+    params = [values(row) for row in rows]
+    if processors:
+        for i, row_values in enumerate(params):
+            bound = list(row_values)
+            for at, process in processors:
+                bound[at] = process(bound[at])
+            params[i] = bound
+    return params
 
 
 def raise_driver_error(dialect: Dialect, sql: str, params: Any, exc: Exception) -> NoReturn:
