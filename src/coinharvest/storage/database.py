@@ -163,14 +163,21 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         _reset_sqlite(dbapi_connection, record, state)
 
 
+#: Pool-entry flag: a BEGIN was sent on this connection and has not been seen to finish.
+_BEGIN_SENT = "coinharvest_begin_sent"
+
+
 def _reset_sqlite(dbapi_connection: Any, record: ConnectionPoolEntry, state: Any) -> None:
     """Roll back a connection going back to the pool if it is in a transaction: SQLAlchemy's
     own reset rolls back every time, a trip to aiosqlite's thread after every commit, where
     the driver knows without one whether a transaction is open."""
     if not state.asyncio_safe:  # discarded by garbage collection: the pool terminates it
         return
-    driver = record.driver_connection
-    if driver is None or driver.in_transaction:
+    driver = None if record is None else record.driver_connection
+    begun = record is not None and record.info.pop(_BEGIN_SENT, False)
+    # `begun`: a BEGIN was sent and its caller cancelled before it finished; it may still
+    # run on aiosqlite's thread after this check, so roll back (queued behind it) anyway.
+    if driver is None or driver.in_transaction or begun:
         dbapi_connection.rollback()
 
 
@@ -178,7 +185,10 @@ def _begin(conn: Any) -> None:
     """``BEGIN`` on aiosqlite's connection itself: one trip to its thread, where a statement
     through SQLAlchemy costs three (cursor, execute, close), in every transaction. A failure
     is raised as SQLAlchemy's error for it, as a statement's would be."""
+    info = conn.connection.info
+    info[_BEGIN_SENT] = True  # until it is known to have run (see `_reset_sqlite`)
     try:
         await_only(conn.connection.driver_connection.execute("BEGIN"))
     except Exception as exc:
         raise_driver_error(conn.dialect, "BEGIN", None, exc)
+    info.pop(_BEGIN_SENT, None)
