@@ -69,7 +69,18 @@ def lazy_command(app: typer.Typer, name: str, target: str, *, summary: str) -> N
 
 
 def run(work: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(work)`; asyncio is imported here, when a command first needs it."""
+    """`asyncio.run(work)`; asyncio is imported here, when a command first needs it.
+
+    The result is handed out of the task, not returned by it: on Python 3.11, `asyncio.run`
+    formats the repr of its main task (result included) when it restores the SIGINT handler,
+    and the repr of a 10,000-coin `RunSummary` took 1.4 s and 80 MB at the end of `collect`.
+    """
     import asyncio
 
-    return asyncio.run(work)
+    result: list[T] = []
+
+    async def main() -> None:
+        result.append(await work)
+
+    asyncio.run(main())
+    return result[0]
