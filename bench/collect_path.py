@@ -101,6 +101,7 @@ def _cli_env(
     }
     if db_url is not None:
         env["DATABASE_URL"] = db_url
+    env["ADAPTIVE_LIMITS"] = os.environ.get("COINHARVEST_BENCH_ADAPTIVE", "true")
     limits = _limits(SCALE)
     for name in _sources(workload):
         prefix, lim = ENV_NAME[name], limits[name]
@@ -214,6 +215,11 @@ if __name__ == "__main__":
     parser.add_argument("--coins", type=int, default=10_000)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--no-adaptive", action="store_true", help="ADAPTIVE_LIMITS=false (default: on)"
+    )
     args = parser.parse_args()
+    if args.no_adaptive:
+        os.environ["COINHARVEST_BENCH_ADAPTIVE"] = "false"
     done = asyncio.run(run(args.workload, args.coins, args.store, args.runs))
     print(json.dumps(_summary(done)))
