@@ -136,8 +136,9 @@ def test_an_answer_of_junk_items_logs_a_bounded_number_of_lines(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="sources/http.py (HttpClient._decode) json.loads the whole answer: MAX_RESPONSE_BYTES bounds its "
-    "bytes, not its objects; 1 MiB of [[],[],...] peaks at ~24 MiB, 8 MiB at ~190 MiB",
+    reason="sources/http.py (HttpClient._decode) json.loads the whole answer: "
+    "MAX_RESPONSE_BYTES bounds its bytes, not its objects; "
+    "1 MiB of [[],[],...] peaks at ~24 MiB, 8 MiB at ~190 MiB",
 )
 def test_memory_per_answer_is_a_small_multiple_of_max_response_bytes() -> None:
     body = b'{"pad": [' + b"[]," * ((MIB - 64) // 3) + b"[]]}"
