@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -104,19 +105,44 @@ def test_second_call_replaces_the_first() -> None:
     assert stream.getvalue().count("once") == 1
 
 
-def test_info_line_is_time_and_message() -> None:
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_info_line_is_iso_utc_time_level_namespace_and_message() -> None:
     stream = io.StringIO()
     setup_logging(stream=stream)
     get_logger("engine").info("✅ %s Success in %dms", "ETH", 1500)
     get_logger("engine").debug("hidden")
-    assert re.fullmatch(r"\d\d:\d\d:\d\d ✅ ETH Success in 1500ms\n", stream.getvalue())
+    # Not a terminal: the seed's line keeps its text, without the emoji.
+    assert re.fullmatch(rf"{ISO} INFO engine ETH Success in 1500ms\n", stream.getvalue())
+
+
+def test_emoji_only_on_a_terminal() -> None:
+    stream = _Terminal()
+    setup_logging(stream=stream)
+    get_logger("engine").info("📊 Collecting %s (%s)...", "Bitcoin", "BTC")
+    assert re.fullmatch(rf"{ISO} INFO engine 📊 Collecting Bitcoin \(BTC\)...\n", stream.getvalue())
+
+
+def test_time_is_utc_with_milliseconds() -> None:
+    stream = io.StringIO()
+    setup_logging(stream=stream)
+    record = logging.LogRecord("coinharvest.cli", logging.INFO, __file__, 1, "x", None, None)
+    record.created = 1_780_000_000.25  # 2026-05-28T20:26:40.250Z, whatever the local zone
+    logging.getLogger(ROOT_LOGGER).handlers[0].handle(record)
+    assert stream.getvalue() == "2026-05-28T20:26:40.250Z INFO cli x\n"
 
 
 def test_debug_line_shows_the_namespace() -> None:
     stream = io.StringIO()
     setup_logging("scheduler:*", stream=stream)
     get_logger("scheduler:tick").debug("tick %d", 3)
-    assert re.fullmatch(r"\d\d:\d\d:\d\d DEBUG scheduler:tick tick 3\n", stream.getvalue())
+    assert re.fullmatch(rf"{ISO} DEBUG scheduler:tick tick 3\n", stream.getvalue())
 
 
 def test_warning_line_shows_the_level() -> None:
@@ -124,8 +150,41 @@ def test_warning_line_shows_the_level() -> None:
     setup_logging(stream=stream)
     get_logger("cli").warning("DELAY_BETWEEN_COINS_MS is deprecated")
     assert re.fullmatch(
-        r"\d\d:\d\d:\d\d WARNING DELAY_BETWEEN_COINS_MS is deprecated\n", stream.getvalue()
+        rf"{ISO} WARNING cli DELAY_BETWEEN_COINS_MS is deprecated\n", stream.getvalue()
     )
+
+
+def test_log_level_warning_drops_info_but_debug_patterns_still_win() -> None:
+    stream = io.StringIO()
+    setup_logging("limiter", stream=stream, level="warning")
+    get_logger("engine").info("per-coin line")
+    get_logger("limiter").debug("granted")
+    get_logger("store").error("disk full")
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "DEBUG limiter granted",
+        "ERROR store disk full",
+    ]
+
+
+def test_json_format_is_one_object_per_line() -> None:
+    stream = io.StringIO()
+    setup_logging(stream=stream, fmt="json")
+    get_logger("engine").info("✅ %s Success in %dms", "ETH", 1500)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        get_logger("store").exception("write failed")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert list(first) == ["ts", "level", "logger", "msg"]
+    assert re.fullmatch(ISO, first["ts"])
+    assert (first["level"], first["logger"], first["msg"]) == (
+        "info",
+        "engine",
+        "ETH Success in 1500ms",
+    )
+    assert second["level"] == "error" and second["msg"] == "write failed"
+    assert "ValueError: boom" in second["exc"]
 
 
 def test_writes_to_stderr_by_default(capsys: pytest.CaptureFixture[str]) -> None:

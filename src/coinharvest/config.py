@@ -55,6 +55,8 @@ from coinharvest.settings_types import (
     HostList,
     IntervalMinutes,
     JitterSeconds,
+    LogFormatName,
+    LogLevelName,
     MinIntervalMs,
     Plan,
     PluginSpecs,
@@ -178,6 +180,10 @@ class Settings(BaseSettings):
     coins_file: Path | None = None
     #: Comma-separated debug namespace patterns (``scheduler:*``, ``source:coingecko,limiter``).
     debug: str = ""
+    #: Level of the namespaces DEBUG does not name; ``warning`` drops the per-coin lines.
+    log_level: LogLevelName = "info"
+    #: ``text`` (ISO 8601 UTC time, level, namespace, message) or ``json`` (one object a line).
+    log_format: LogFormatName = "text"
     #: Timeout of one HTTP request.
     http_timeout_seconds: TimeoutSeconds = 30.0
     #: Retries of a job AFTER its first attempt, for transient errors and 429s (0 = no

@@ -16,11 +16,13 @@ is namespace ``engine:run``.
 Matching namespaces log at DEBUG, all others at INFO. Levels are set on the loggers themselves,
 so a disabled ``log.debug(...)`` costs one level check and builds no record.
 
-Output (stderr by default), one line per record::
+Output (stderr by default), one line per record, as `coinharvest.logformat` writes it::
 
-    10:00:01 ✅ ETH Success in 1500ms                    (INFO: time + message)
-    10:00:01 WARNING DELAY_BETWEEN_COINS_MS is ...       (WARNING and above: + level)
-    10:00:01 DEBUG limiter coingecko: start granted      (DEBUG: + level + namespace)
+    2026-11-30T10:00:01.123Z INFO engine ✅ ETH Success in 1500ms
+    2026-11-30T10:00:01.125Z DEBUG limiter coingecko: start granted
+
+``LOG_FORMAT=json`` writes one JSON object per line instead; ``LOG_LEVEL`` (debug, info,
+warning, error; default info) is the level of namespaces that ``DEBUG`` does not name.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ import logging
 import re
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Literal, TextIO
 
-__all__ = ["ROOT_LOGGER", "get_logger", "setup_logging"]
+from coinharvest.logformat import LogFormat, formatter
+
+__all__ = ["ROOT_LOGGER", "LogLevel", "get_logger", "setup_logging"]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 #: Name of the stdlib logger that every namespace lives under.
 ROOT_LOGGER = "coinharvest"
@@ -39,17 +45,19 @@ ROOT_LOGGER = "coinharvest"
 
 @dataclass(frozen=True, slots=True)
 class _Patterns:
-    """Compiled ``DEBUG`` patterns: a namespace is enabled if included and not excluded."""
+    """Compiled ``DEBUG`` patterns: a namespace is enabled if included and not excluded;
+    the others log at `level` (``LOG_LEVEL``)."""
 
     include: tuple[re.Pattern[str], ...] = ()
     exclude: tuple[re.Pattern[str], ...] = ()
+    level: int = logging.INFO
 
     @classmethod
-    def parse(cls, debug: str) -> _Patterns:
+    def parse(cls, debug: str, level: int = logging.INFO) -> _Patterns:
         words = _words(debug)
         include = tuple(_compile(w) for w in words if not w.startswith("-"))
         exclude = tuple(_compile(w[1:]) for w in words if w.startswith("-") and len(w) > 1)
-        return cls(include, exclude)
+        return cls(include, exclude, level)
 
     def enabled(self, namespace: str) -> bool:
         """Whether `namespace` logs at DEBUG."""
@@ -68,24 +76,6 @@ def _compile(pattern: str) -> re.Pattern[str]:
     if pattern.endswith(":*"):
         return re.compile(re.escape(pattern[:-2]) + r"(:.*)?")
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-
-
-class _Formatter(logging.Formatter):
-    """Time + message; adds the level from WARNING up, and level + namespace for DEBUG."""
-
-    def __init__(self) -> None:
-        super().__init__(datefmt="%H:%M:%S")
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        prefix = record.asctime
-        if record.levelno <= logging.DEBUG:
-            prefix += f" DEBUG {_namespace(record.name)}"
-        elif record.levelno >= logging.WARNING:
-            prefix += f" {record.levelname}"
-        return f"{prefix} {record.message}"
-
-    def usesTime(self) -> bool:
-        return True
 
 
 class _Handler(logging.StreamHandler[TextIO]):
@@ -120,20 +110,27 @@ def get_logger(namespace: str) -> logging.Logger:
     return logger
 
 
-def setup_logging(debug: str = "", *, stream: TextIO | None = None) -> None:
-    """Send coinharvest's logs to `stream` (default stderr), DEBUG for namespaces in `debug`.
+def setup_logging(
+    debug: str = "",
+    *,
+    stream: TextIO | None = None,
+    fmt: LogFormat = "text",
+    level: LogLevel = "info",
+) -> None:
+    """Send coinharvest's logs to `stream` (default stderr) as `fmt`: DEBUG for namespaces in
+    `debug`, `level` for the others.
 
     Idempotent: a second call replaces the handler and levels of the first. Records do not
     propagate past the ``coinharvest`` logger, so an embedding application's root handlers
     do not print them twice.
     """
     global _active
-    _active = _Patterns.parse(debug)
+    _active = _Patterns.parse(debug, logging.getLevelNamesMapping()[level.upper()])
     root = logging.getLogger(ROOT_LOGGER)
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
     handler = _Handler(stream)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(formatter(fmt, ROOT_LOGGER, terminal=_is_terminal(handler.stream)))
     root.addHandler(handler)
     root.propagate = False
     _apply(root, _active)
@@ -145,7 +142,15 @@ def setup_logging(debug: str = "", *, stream: TextIO | None = None) -> None:
 
 def _apply(logger: logging.Logger, patterns: _Patterns) -> None:
     enabled = patterns.enabled(_namespace(logger.name))
-    logger.setLevel(logging.DEBUG if enabled else logging.INFO)
+    logger.setLevel(logging.DEBUG if enabled else patterns.level)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
 
 
 def _plain_namespaces(debug: str) -> list[str]:

@@ -40,6 +40,8 @@ __all__ = [
     "JitterSeconds",
     "MinIntervalMs",
     "NonNegativeNumber",
+    "LogFormatName",
+    "LogLevelName",
     "Plan",
     "PluginSpecs",
     "Port",
@@ -174,6 +176,14 @@ PluginSpecs = Annotated[
 #: A switch: on/off, true/false, yes/no, 1/0 (any case).
 Switch = Annotated[bool, Allowed("on or off (also true/false, yes/no, 1/0)")]
 Plan = Annotated[CoingeckoPlan, BeforeValidator(_lower), Allowed("one of 'public', 'demo', 'pro'")]
+LogFormatName = Annotated[
+    Literal["text", "json"], BeforeValidator(_lower), Allowed("one of 'text', 'json'")
+]
+LogLevelName = Annotated[
+    Literal["debug", "info", "warning", "error"],
+    BeforeValidator(_lower),
+    Allowed("one of 'debug', 'info', 'warning', 'error'"),
+]
 
 
 def allowed_text_of(kind: Any) -> str:

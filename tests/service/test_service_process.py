@@ -44,7 +44,7 @@ async def test_sigterm_mid_run_lets_in_flight_jobs_finish_and_exits_0(tmp_path: 
         client = {**FAST_CLIENT, "MAX_COLLECTION_CONCURRENCY": "2"}
         env = service_env(emu, db, **client, SHUTDOWN_GRACE_SECONDS="10")
         async with service(["run", "--no-http"], env, http=False) as svc:
-            await svc.wait_for_line("📊 Collecting")  # the first jobs are in flight
+            await svc.wait_for_line("Collecting ")  # the first jobs are in flight
             svc.signal(signal.SIGTERM)
             loop = asyncio.get_running_loop()
             t0 = loop.time()
@@ -70,7 +70,7 @@ async def test_a_second_signal_cuts_the_run_at_once_and_still_marks_it(tmp_path:
     async with run_emulator(emulator_config(latency_ms=20_000, jitter_ms=0)) as emu:
         env = service_env(emu, db, SHUTDOWN_GRACE_SECONDS="30", HTTP_TIMEOUT_SECONDS="60")
         async with service(["run", "--no-http"], env, http=False) as svc:
-            await svc.wait_for_line("📊 Collecting")
+            await svc.wait_for_line("Collecting ")
             svc.signal(signal.SIGTERM)
             await svc.wait_for_line("stopping: no new jobs")
             svc.signal(signal.SIGINT)

@@ -17,6 +17,7 @@ import typer
 from coinharvest.cli.console import err, out, print_error
 from coinharvest.cli.lazy import lazy_command
 from coinharvest.cli.lazy import run as run_async
+from coinharvest.cli.startup import settings_and_logging
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -48,22 +49,12 @@ CoinsOption = Annotated[
 
 
 def _settings() -> Settings:
-    from coinharvest.config import deprecation_warnings, load_settings
-    from coinharvest.logs import get_logger, setup_logging
-
-    settings = load_settings()
-    setup_logging(settings.debug)
-    for warning in deprecation_warnings(settings):
-        get_logger("cli").warning(warning)
-    return settings
+    return settings_and_logging()
 
 
 def _setup_logging() -> None:
-    """Logging as DEBUG says, without `_settings`' deprecation warnings."""
-    from coinharvest.config import load_settings
-    from coinharvest.logs import setup_logging
-
-    setup_logging(load_settings().debug)
+    """Logging as the settings say, without `_settings`' deprecation warnings."""
+    settings_and_logging(warn=False)
 
 
 def _coins(settings: Settings, path: Path | None) -> list[Coin]:

@@ -14,6 +14,7 @@ import typer
 
 from coinharvest.cli.console import print_error
 from coinharvest.cli.lazy import run as run_async
+from coinharvest.cli.startup import settings_and_logging
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -104,14 +105,7 @@ def serve(
 
 
 def _settings() -> Settings:
-    from coinharvest.config import deprecation_warnings, load_settings
-    from coinharvest.logs import get_logger, setup_logging
-
-    settings = load_settings()
-    setup_logging(settings.debug)
-    for warning in deprecation_warnings(settings):
-        get_logger("cli").warning(warning)
-    return settings
+    return settings_and_logging()
 
 
 def _run(work: Coroutine[Any, Any, int]) -> int:
