@@ -4,8 +4,7 @@ Names are the seed's, unchanged (``MAX_COLLECTION_CONCURRENCY``, ``COLLECTION_IN
 ``DELAY_BETWEEN_COINS_MS``), plus per source ``SRC`` in COINGECKO, THREEXPL, BLOCKCHAIR,
 NEARBLOCKS, NANO: ``<SRC>_API_KEY``, ``<SRC>_BASE_URL``, ``MAX_<SRC>_CONCURRENCY``,
 ``<SRC>_MIN_INTERVAL_MS``, ``<SRC>_RATE_LIMIT_PER_MINUTE``, ``<SRC>_BATCH_SIZE``,
-``<SRC>_QUOTA_PER_DAY``, ``<SRC>_QUOTA_PER_MONTH``. Every per-source
-setting is optional: unset means the source's built-in default (see `SourceOverrides.apply`).
+``<SRC>_QUOTA_PER_DAY``, ``<SRC>_QUOTA_PER_MONTH``, each optional (unset: the source's default).
 
 Contracts:
 
@@ -180,9 +179,8 @@ class Settings(BaseSettings):
     coins_file: Path | None = None
     #: Comma-separated debug namespace patterns (``scheduler:*``, ``source:coingecko,limiter``).
     debug: str = ""
-    #: Level of the namespaces DEBUG does not name; ``warning`` drops the per-coin lines.
+    #: Level of namespaces DEBUG does not name; log lines as ``text`` or ``json`` (logformat.py).
     log_level: LogLevelName = "info"
-    #: ``text`` (ISO 8601 UTC time, level, namespace, message) or ``json`` (one object a line).
     log_format: LogFormatName = "text"
     #: Timeout of one HTTP request.
     http_timeout_seconds: TimeoutSeconds = 30.0
