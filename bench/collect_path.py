@@ -97,11 +97,11 @@ def _cli_env(
         "COINHARVEST_DB": str(folder / "coinharvest.db"),
         "MAX_COLLECTION_CONCURRENCY": str(GLOBAL_CAP),
         "BLOCKCHAIR_API_KEY": "bench",
-        "LOG_LEVEL": "WARNING",
     }
     if db_url is not None:
         env["DATABASE_URL"] = db_url
     env["ADAPTIVE_LIMITS"] = os.environ.get("COINHARVEST_BENCH_ADAPTIVE", "true")
+    env["LOG_LEVEL"] = os.environ.get("COINHARVEST_BENCH_LOG_LEVEL", "info")
     limits = _limits(SCALE)
     for name in _sources(workload):
         prefix, lim = ENV_NAME[name], limits[name]
@@ -216,10 +216,14 @@ if __name__ == "__main__":
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--log-level", default="info", help="LOG_LEVEL of the CLI (default info: 2 lines a coin)"
+    )
+    parser.add_argument(
         "--no-adaptive", action="store_true", help="ADAPTIVE_LIMITS=false (default: on)"
     )
     args = parser.parse_args()
     if args.no_adaptive:
         os.environ["COINHARVEST_BENCH_ADAPTIVE"] = "false"
+    os.environ["COINHARVEST_BENCH_LOG_LEVEL"] = args.log_level
     done = asyncio.run(run(args.workload, args.coins, args.store, args.runs))
     print(json.dumps(_summary(done)))
