@@ -81,12 +81,23 @@ class SourceAdaptation:
         return self.concurrency.sent(now)
 
     def observe(
-        self, now: float, started_at: float, in_flight: int, outcome: object, window: int
+        self,
+        now: float,
+        started_at: float,
+        in_flight: int,
+        outcome: object,
+        window: int,
+        client_lag: float = 0.0,
     ) -> None:
         """A request sent at `started_at` (with `in_flight` out, in sample `window`) ended
-        at `now` with `outcome`: an answer, or the `SourceError` that ended it."""
+        at `now` with `outcome`: an answer, or the `SourceError` that ended it.
+
+        `client_lag`: how late this process's own loop is running callbacks
+        (engine/looplag.py); taken off the response time, which measures the upstream.
+        """
         if not isinstance(outcome, BaseException):
-            self.concurrency.answered(now, now - started_at, in_flight, window)
+            rtt = max(0.0, now - started_at - client_lag)
+            self.concurrency.answered(now, rtt, in_flight, window)
             self.rate.answered(now)
             self._apply(now, "after quiet answers")
             return

@@ -22,6 +22,7 @@ from coinharvest.engine.book import RunBook
 from coinharvest.engine.dispatch import Dispatcher
 from coinharvest.engine.execution import Executor, Outcome, warn_if_capped
 from coinharvest.engine.lane import Job, Lane
+from coinharvest.engine.looplag import LoopLag
 from coinharvest.engine.parts import RunParts
 from coinharvest.errors import Blocked, RateLimited, TransientError
 from coinharvest.logs import get_logger
@@ -63,6 +64,7 @@ class Run:
         )
         self.access = SourceAccess(parts.sources, parts.breakers)
         self.executor = Executor(parts, t0=self.t0, on_free=self.dispatcher.poke)
+        self.loop_lag = LoopLag()  # taken off response times before adaptive limits judge them
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -183,7 +185,9 @@ class Run:
         self, lane: Lane, job: Job, record: JobRecord, outcome: Outcome, now: float
     ) -> None:
         if (adaptation := self.parts.adaptations.get(job.source)) is not None:
-            adaptation.observe(now, job.started_at, job.in_flight, outcome, job.window)
+            self.loop_lag.sample()
+            lag = self.loop_lag.value
+            adaptation.observe(now, job.started_at, job.in_flight, outcome, job.window, lag)
         if not isinstance(outcome, BaseException):
             self.access.answered(job.source, outcome, now, "")
             self.book.deliver_job(job, record, outcome, self.parts.sources[job.source].redact)
