@@ -17,6 +17,8 @@ retries, a small cap on server-asked pauses, a fast breaker and a run deadline.
 
 from __future__ import annotations
 
+import copy
+
 import asyncio
 import gzip
 import json
@@ -275,7 +277,10 @@ class Mutated:
             if value is _DELETE:
                 del container[key]
             else:
-                container[key] = value
+                # A copy: the same value object inserted twice (or mutated by a later change
+                # in this or the next request) could end up inside itself, and `_nodes` would
+                # walk the cycle forever (seen once: 4 GB and a hung suite).
+                container[key] = copy.deepcopy(value)
         body = dumps(document)
         return body if self.cut is None else body[: int(len(body) * self.cut)]
 

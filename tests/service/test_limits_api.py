@@ -147,7 +147,7 @@ async def test_run_logs_quota_plans_and_shows_its_limits(
         NEARBLOCKS_QUOTA_PER_DAY="5",  # 1 request a run × 24 runs a day: too many
     )
     async with service(["run"], env) as svc:
-        plan = await svc.wait_for_line(r"\d quota: (.* coingecko requests .*)")
+        plan = await svc.wait_for_line(r"INFO service quota: (.* coingecko requests .*)")
         over = await svc.wait_for_line(r"WARNING .*quota: (.*) would exceed nearblocks's quota")
         async with httpx.AsyncClient(base_url=svc.url or "", timeout=10) as http:
             run = await _first_run(http)
