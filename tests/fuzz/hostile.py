@@ -17,9 +17,8 @@ retries, a small cap on server-asked pauses, a fast breaker and a run deadline.
 
 from __future__ import annotations
 
-import copy
-
 import asyncio
+import copy
 import gzip
 import json
 import logging
