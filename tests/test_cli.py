@@ -92,7 +92,10 @@ def test_demo_collects_the_11_coins_through_the_emulator(tmp_path: Path) -> None
     # Stored the moment each coin finished: `latest` shows all 11 from the demo's database.
     latest = run_cli("latest", "--json", cwd=tmp_path)
     assert latest.returncode == 0, latest.stderr
-    symbols = {row["symbol"] for row in json.loads(latest.stdout)}
+    rows = json.loads(latest.stdout)
+    # One timestamp format for the CLI's JSON and the API's: ISO 8601 ending in Z.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", row["observed_at"]) for row in rows)
+    symbols = {row["symbol"] for row in rows}
     assert symbols == {
         "BTC",
         "ETH",
