@@ -48,7 +48,8 @@ class _Record:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # As the API writes them (pydantic): 2026-11-30T10:00:01.123456Z, one format for both.
+        return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
