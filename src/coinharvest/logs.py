@@ -1,4 +1,4 @@
-"""Logging set-up with ``DEBUG`` namespaces (Prometheus metrics come later, in this module).
+"""Logging set-up: ``DEBUG`` namespaces, ``LOG_LEVEL`` and ``LOG_FORMAT``.
 
 Namespaces are short, colon-separated names: ``engine``, ``limiter``, ``scheduler``,
 ``scheduler:tick``, ``source:coingecko``, ``store``, ``cli``. Namespace ``a:b`` is the stdlib
@@ -13,7 +13,7 @@ is namespace ``engine:run``.
 - ``*``: everything;
 - ``-limiter``: never, even if another pattern matches.
 
-Matching namespaces log at DEBUG, all others at INFO. Levels are set on the loggers themselves,
+Matching namespaces log at DEBUG, all others at ``LOG_LEVEL`` (INFO). Levels are set on the loggers themselves,
 so a disabled ``log.debug(...)`` costs one level check and builds no record.
 
 Output (stderr by default), one line per record, as `coinharvest.logformat` writes it::
