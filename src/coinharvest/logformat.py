@@ -29,7 +29,7 @@ import re
 import time
 from typing import Literal
 
-__all__ = ["LogFormat", "formatter", "iso_utc", "strip_emoji"]
+__all__ = ["LogFormat", "formatter", "strip_emoji"]
 
 LogFormat = Literal["text", "json"]
 
@@ -46,7 +46,8 @@ def strip_emoji(message: str) -> str:
 
 
 class _Clock:
-    """`iso_utc` with the date-and-seconds part formatted once per second."""
+    """Epoch seconds as ``2026-11-30T10:00:01.123Z``, the date-and-seconds part formatted
+    once per second."""
 
     __slots__ = ("_prefix", "_second")
 
@@ -61,11 +62,6 @@ class _Clock:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = int((created - second) * 1000)
         return f"{self._prefix}.{millis:03d}Z"
-
-
-def iso_utc(created: float) -> str:
-    """`created` (seconds since the epoch) as ``2026-11-30T10:00:01.123Z``."""
-    return _Clock().iso(created)
 
 
 def _namespace(logger_name: str, root: str) -> str:
