@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from coinharvest.cli.collect_output import Output, OutputOption
 from coinharvest.cli.console import err, out, print_error
 from coinharvest.cli.lazy import lazy_command
 from coinharvest.cli.lazy import run as run_async
@@ -83,41 +84,50 @@ def _progress() -> SinkDecorator | None:
 
 
 @app.command()
-def collect(coins_file: CoinsOption = None) -> None:
+def collect(coins_file: CoinsOption = None, output: OutputOption = Output.TABLE) -> None:
     """Run one collection now: every enabled coin from its sources, then a summary table.
 
     Shows a progress bar on a terminal and plain log lines otherwise. Exit status 0 when
     every coin succeeded, 1 when some failed or were deferred, 2 when none succeeded.
+    With --output influx, stdout carries only InfluxDB line protocol, each coin's values
+    as it completes (for Telegraf); the summary table goes to stderr.
     """
+    from coinharvest.cli.collect_output import console_for, decorator, stored_in
     from coinharvest.collect import collect_once
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    summary = run_async(collect_once(settings, coins, decorate=_progress()))
-    out.print(_summary_table(summary))
+    summary = run_async(collect_once(settings, coins, decorate=decorator(output, _progress)))
+    console = console_for(output)
+    console.print(_summary_table(summary))
+    console.print(stored_in(settings), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(_exit_code(summary))
 
 
 @app.command()
-def demo(coins_file: CoinsOption = None) -> None:
+def demo(coins_file: CoinsOption = None, output: OutputOption = Output.TABLE) -> None:
     """Collect once against the built-in emulator: no internet, no configuration needed.
 
     Starts the upstream emulator (CoinGecko, 3xpl, Blockchair, NearBlocks, Nano RPC with
     their real limits) on a free loopback port, points every source at it, runs one
-    collection of the coins through the real engine and prints the summary table.
+    collection of the coins through the real engine and prints the summary table
+    (--output influx: as `collect --output influx`).
     """
+    from coinharvest.cli.collect_output import console_for, decorator, stored_in
     from coinharvest.demo import run_demo
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    result = run_async(run_demo(settings, coins, decorate=_progress()))
-    out.print(_summary_table(result.summary))
+    result = run_async(run_demo(settings, coins, decorate=decorator(output, _progress)))
+    console = console_for(output)
+    console.print(_summary_table(result.summary))
+    console.print(stored_in(settings), markup=False, highlight=False, soft_wrap=True)
     per_upstream = ", ".join(
         f"{name} {n}"
         for name in ("coingecko", "3xpl", "blockchair", "nearblocks", "nano")
         if (n := result.requests_to(name))
     )
-    out.print(
+    console.print(
         f"emulator: {per_upstream} requests; {result.violations} limit violations, "
         f"{result.rate_limited} rate-limited answers"
     )

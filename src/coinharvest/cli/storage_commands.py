@@ -60,6 +60,7 @@ class ExportFormat(StrEnum):
 
     CSV = "csv"
     JSON = "json"
+    INFLUX = "influx"  # InfluxDB line protocol (coinharvest.influx)
 
 
 def register(app: typer.Typer) -> None:
@@ -139,7 +140,7 @@ def history(
 
 
 def export(
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv or json.")] = (
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv, json or influx.")] = (
         ExportFormat.CSV
     ),
     since: SinceOption = None,
@@ -148,7 +149,8 @@ def export(
         typer.Option("--out", "-o", help="Write here instead of stdout.", dir_okay=False),
     ] = None,
 ) -> None:
-    """Export every stored observation (collected since --since) as CSV or a JSON array."""
+    """Export every stored observation (collected since --since) as CSV, a JSON array or
+    InfluxDB line protocol (see docs/OPERATIONS-influx.md)."""
     start = _since(since)
     with _open_out(out_file) as stream:
         count = _with_db(lambda db: _export(db, stream, fmt, start))
@@ -221,6 +223,10 @@ async def _export(
 ) -> int:
     from coinharvest.storage.queries import ObservationRow, export_rows
 
+    if fmt is ExportFormat.INFLUX:  # counts values written (None, NaN are left out)
+        from coinharvest.influx import write_rows
+
+        return await write_rows(export_rows(db, since=since), stream)
     fields = list(ObservationRow.__dataclass_fields__)
     count = 0
     writer = csv.DictWriter(stream, fieldnames=fields) if fmt is ExportFormat.CSV else None
