@@ -184,6 +184,13 @@ async def test_write_rows_groups_each_coin_and_counts_values(
     assert empty.getvalue() == ""
 
 
+async def test_write_rows_counts_the_values_it_wrote() -> None:
+    stream = io.StringIO()
+    rows = [obs("a", 1.0), obs("a", 2.0), obs("b", None)]  # `a` twice: the last one is written
+    assert await influx.write_rows(_aiter(rows), stream) == 1
+    assert [p.fields for p in parse(stream.getvalue())] == [{"a": 2.0}]
+
+
 # --------------------------------------------------------------------------- the sink
 
 

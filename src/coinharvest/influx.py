@@ -127,7 +127,16 @@ def lines(observations: Iterable[ObservationLike], measurement: str = MEASUREMEN
     :raises ValueError: a name that line protocol cannot hold (see the module docstring).
     """
     head = escape_measurement(measurement)
-    groups: dict[tuple[str, str, str, bool, int], dict[str, str]] = {}
+    return [_line(head, key, fields) for key, fields in _groups(observations).items()]
+
+
+_Key = tuple[str, str, str, bool, int]  # symbol, source, confidence, estimated, ns
+
+
+def _groups(observations: Iterable[ObservationLike]) -> dict[_Key, dict[str, str]]:
+    """Per point, its fields (escaped name: float literal); values that cannot be written
+    are left out, and of a metric given twice the last value wins (and comes last)."""
+    groups: dict[_Key, dict[str, str]] = {}
     for obs in observations:
         literal = _field_value(obs.value)
         if literal is None:
@@ -141,12 +150,12 @@ def lines(observations: Iterable[ObservationLike], measurement: str = MEASUREMEN
         )
         fields = groups.setdefault(key, {})
         name = escape_key(obs.metric, "metric")
-        fields.pop(name, None)  # the last value wins, in its own place
+        fields.pop(name, None)
         fields[name] = literal
-    return [_line(head, key, fields) for key, fields in groups.items()]
+    return groups
 
 
-def _line(head: str, key: tuple[str, str, str, bool, int], fields: dict[str, str]) -> str:
+def _line(head: str, key: _Key, fields: dict[str, str]) -> str:
     symbol, source, confidence, estimated, ns = key
     tags = {
         "confidence": confidence,
@@ -176,10 +185,10 @@ async def write_rows(rows: AsyncIterable[ObservationLike], stream: IO[str]) -> i
 
 
 def _write_block(block: Sequence[ObservationLike], stream: IO[str]) -> int:
-    points = lines(block)
-    if points:
-        stream.write("\n".join(points) + "\n")
-    return sum(1 for obs in block if _field_value(obs.value) is not None)
+    groups = _groups(block)
+    head = escape_measurement(MEASUREMENT)
+    stream.write("".join(f"{_line(head, key, fields)}\n" for key, fields in groups.items()))
+    return sum(len(fields) for fields in groups.values())
 
 
 @contextmanager
