@@ -261,9 +261,29 @@ async def test_rate_limits_on_the_timeline_a_phone_and_a_lost_api(tmp_path: Path
             await page.route(re.compile(r"/(api/|health)"), fail)
             await page.wait_for_selector("body.stale", timeout=10_000)
             found["stale"] = await page.locator("#freshness").inner_text()
+            stale_shot = os.environ.get("DASHBOARD_STALE_SCREENSHOT")
+            await page.screenshot(path=stale_shot or str(tmp_path / "stale.png"))
             await page.unroute(re.compile(r"/(api/|health)"), fail)
             await page.wait_for_selector("body:not(.stale)", timeout=10_000)
             found["fresh"] = await page.locator("#freshness").inner_text()
+            # an API without ?max_points= (422): the chart asks again by its range alone
+            refused: list[str] = []
+
+            async def no_max_points(route: Any) -> None:
+                if "max_points=" in route.request.url:
+                    refused.append(route.request.url)
+                    await route.fulfill(status=422, json={"error": "max_points", "status": 422})
+                else:
+                    await route.continue_()
+
+            await page.route(re.compile(r"/api/history/"), no_max_points)
+            async with page.expect_request(
+                lambda r: "/api/history/" in r.url and "max_points=" not in r.url
+            ) as asked:
+                await page.locator('#hist-range button[data-range="1h"]').click()
+            found["fallback"] = (await asked.value).url
+            found["refused"] = refused
+            await page.wait_for_selector("#history svg path.line", state="attached")
             await browser.close()
     finally:
         await db.dispose()
@@ -273,5 +293,6 @@ async def test_rate_limits_on_the_timeline_a_phone_and_a_lost_api(tmp_path: Path
     assert found["scroll_width"] <= 390, found["scroll_width"]
     assert re.fullmatch(r"API unreachable · last update \d+ s ago", found["stale"]), found
     assert found["fresh"].startswith("updated "), found
+    assert len(found["refused"]) == 1 and "since=1h" in found["fallback"], found
     errors = [e for e in errors if "ERR_FAILED" not in e and "Failed to load" not in e]
     assert not errors, errors

@@ -298,7 +298,7 @@ function coinCard(symbol, values) {
         "aria-pressed": selected ? "true" : "false",
         title: `${confidence}${v.metric} from ${v.source} (${v.confidence} confidence${v.estimated ? ", estimated" : ""}), observed ${fmtTimeFull(v.observed_at)}, run ${v.run_id}`,
         onactivate: () => selectSeries(symbol, v.metric) },
-        el("td", { text: humanMetric(v.metric) }),
+        el("td", { text: humanMetric(v.metric).replace(/ USD$/, "") }),
         valueCell(v),
         el("td", { class: "meta" }, `${v.source} · ${fmtAge(v.age_s)}`,
           el("span", { class: `conf ${v.confidence}`, "aria-hidden": "true" })));
@@ -608,7 +608,12 @@ function drawHistory(data, range, width) {
     "aria-label": `${data.symbol} ${humanMetric(data.metric)} history, ${range.seconds === null ? "all of it" : "last " + range.label}, times in UTC` });
   if (!pts.length) return root;
   let [t0, t1] = [Math.min(...pts.map((p) => p.t)), Math.max(...pts.map((p) => p.t))];
-  if (range.seconds !== null) { t1 = Math.max(t1, Date.now()); t0 = Math.min(t0, t1 - range.seconds * 1000); }
+  // up to now; back to the range's start, or to the first point if the data starts later
+  // (a young database's few minutes are not squeezed into a corner of 30 days)
+  if (range.seconds !== null) {
+    t1 = Math.max(t1, Date.now());
+    t0 = Math.max(t1 - range.seconds * 1000, t0 - (t1 - t0) * 0.05);
+  }
   let [v0, v1] = [Math.min(...pts.map((p) => p.v)), Math.max(...pts.map((p) => p.v))];
   if (t1 === t0) { t0 -= 60000; t1 += 60000; }
   const pad = (v1 - v0) * 0.1 || Math.abs(v1) * 0.01 || 1;
@@ -630,7 +635,9 @@ function drawHistory(data, range, width) {
       svg("text", { x: x(t), y: H - bottom + 16, "text-anchor": anchor,
         text: long ? `${utcDate(at).slice(5)} ${utcClock(at, false)}` : utcClock(at, t1 - t0 < 3 * 3600000) }));
   }
-  const note = data.downsampled ? ` · downsampled: 1 point per ${fmtSeconds(data.bucket_s)}` : "";
+  const starts = range.seconds !== null && t0 > Date.now() - range.seconds * 1000 + 60000
+    ? ` · stored data starts ${fmtTime(new Date(pts[0].t).toISOString())}` : "";
+  const note = starts + (data.downsampled ? ` · downsampled: 1 point per ${fmtSeconds(data.bucket_s)}` : "");
   root.append(svg("text", { class: "axis-title", x: W - right, y: H - 4, "text-anchor": "end", text: `time (UTC)${note}` }));
   const line = pts.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(" ");
   root.append(svg("path", { class: "area", d: `${line} L${x(pts.at(-1).t).toFixed(1)},${H - bottom} L${x(pts[0].t).toFixed(1)},${H - bottom} Z` }),
