@@ -144,7 +144,7 @@ function fmtSeconds(seconds) {
 
 function fmtPercent(value, metric = "") {
   const signed = /change/.test(metric) && value > 0 ? "+" : "";
-  return `${signed}${plain.format(value)}%`;
+  return `${signed}${cents.format(value)}%`;
 }
 
 function fmtValue(value, metric = "") {
@@ -294,6 +294,7 @@ function coinCard(symbol, values) {
       const confidence = v.confidence === "low" ? `${LOW_CONFIDENCE}\n` : "";
       return el("tr", {
         class: `metric${selected ? " selected" : ""}`, "data-metric": v.metric, "data-focus-key": `${symbol}/${v.metric}`,
+        role: "button", // the card's table only lays out its rows: each row is a button
         "aria-label": `${symbol} ${humanMetric(v.metric)} ${shown}${v.confidence === "low" ? " (approximate)" : ""}: chart its history`,
         "aria-pressed": selected ? "true" : "false",
         title: `${confidence}${v.metric} from ${v.source} (${v.confidence} confidence${v.estimated ? ", estimated" : ""}), observed ${fmtTimeFull(v.observed_at)}, run ${v.run_id}`,
@@ -303,7 +304,8 @@ function coinCard(symbol, values) {
         el("td", { class: "meta" }, `${v.source} · ${fmtAge(v.age_s)}`,
           el("span", { class: `conf ${v.confidence}`, "aria-hidden": "true" })));
     });
-  const priceLine = el("div", { class: "price", "data-focus-key": `${symbol}/price_usd`,
+  const priceLine = el("div", { class: "price", "data-focus-key": `${symbol}/price_usd`, role: "button",
+    "aria-pressed": state.coin === symbol && state.metric === "price_usd" ? "true" : "false",
     title: price ? `from ${price.source}, observed ${fmtTimeFull(price.observed_at)} (${fmtAge(price.age_s)} ago)` : "",
     "aria-label": `${symbol} price ${price ? fmtValue(price.value, "price_usd") : "unknown"}: chart its history`,
     onactivate: () => selectSeries(symbol, "price_usd") },
