@@ -48,6 +48,19 @@ def test_a_large_run_shows_its_failures_first_then_how_many_are_not_shown() -> N
     text = _text(_summary(1_000, {997, 998}), most=10)
     rows = [line for line in text.splitlines() if line.startswith("│ C")]
     assert len(rows) == 10
-    assert rows[0].startswith("│ C997 ") and rows[1].startswith("│ C998 ")
-    assert "… 990 more coins (coinharvest runs show run-1)" in text
+    assert rows[0].startswith("│ C997, C998 (2 coins) ")  # the same error: one row
+    assert rows[1].startswith("│ C0 ")
+    assert "… 989 more coins (coinharvest runs show run-1)" in text
     assert "998 ok, 2 failed, 0 deferred of 1000" in text
+
+
+def test_coins_failing_alike_share_one_row() -> None:
+    text = _text(_summary(11, {1, 2, 3, 5, 8}), most=50)
+    assert text.count("coingecko: HTTP 500: boom") == 1
+    assert "C1, C2, C3, C5, C8 (5 coins)" in text
+    assert all(f"│ C{i} " in text for i in (0, 4, 6, 7, 9, 10))
+
+
+def test_a_large_group_names_its_first_coins_and_counts_them() -> None:
+    text = _text(_summary(30, set(range(20))), most=50)
+    assert "C0, C1, C2, C3, C4, C5, C6, C7, … (20 coins)" in text

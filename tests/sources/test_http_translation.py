@@ -184,10 +184,28 @@ async def test_error_shapes_give_a_one_line_message(canned: Loopback) -> None:
 async def test_refused_connection_is_transient() -> None:
     source = make_source("coingecko", "http://127.0.0.1:9")  # discard port: nobody listens
     try:
-        with pytest.raises(TransientError, match="ConnectError on GET /coins/markets"):
+        with pytest.raises(TransientError) as info:
             await source.fetch(coins_for("coingecko"))
+        # The address without its query (keys travel there), and why.
+        assert str(info.value) == (
+            "coingecko: ConnectError: GET http://127.0.0.1:9/coins/markets: connection refused"
+        )
     finally:
         await source.aclose()
+
+
+async def test_an_unreachable_host_is_named_without_the_query_or_its_key() -> None:
+    client = HttpClient(
+        "x", "http://user:pw@127.0.0.1:9/api/v3", params={"x_cg_pro_api_key": "sekrit"}
+    )
+    try:
+        with pytest.raises(TransientError) as info:
+            await client.get_json("/coins/markets", {"ids": "bitcoin"})
+    finally:
+        await client.aclose()
+    where = "GET http://127.0.0.1:9/api/v3/coins/markets"
+    assert str(info.value) == f"x: ConnectError: {where}: connection refused"
+    assert info.value.unreachable
 
 
 async def test_unsupported_scheme_is_permanent() -> None:

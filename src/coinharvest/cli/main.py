@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from coinharvest.cli import helpformat
 from coinharvest.cli.collect_output import Output, OutputOption
 from coinharvest.cli.console import err, out, print_error
 from coinharvest.cli.lazy import lazy_command
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
+helpformat.install()
 app = typer.Typer(
     name="coinharvest",
     help=(
@@ -35,9 +37,33 @@ app = typer.Typer(
         "without breaking any source's limits."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        show_version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Collect crypto coin metrics from rate-limited APIs, concurrently, without breaking
+    any source's limits."""
+
 
 CoinsOption = Annotated[
     Path | None,
@@ -158,6 +184,7 @@ def list_sources(coins_file: CoinsOption = None) -> None:
             effective_limits(settings, sources),
             effective_batch_sizes(settings, sources),
             keys,
+            width=out.width,
         )
         out.print(table)
         out.print(limits_renderable(settings, sources, coins_file))
@@ -269,7 +296,7 @@ def main() -> None:
     """Entry point: run the app; configuration errors become one line and exit status 2."""
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-    if sys.argv[1:] == ["version"]:
+    if sys.argv[1:] in (["version"], ["--version"], ["-V"]):
         # Typer runs even an unused --help through pydantic (~0.1 s with typer 0.29): the
         # bare `version` skips the parser. `version --help` and the rest still use Typer.
         show_version()

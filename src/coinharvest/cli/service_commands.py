@@ -45,6 +45,15 @@ PortOption = Annotated[
         help="Port of the HTTP API (0: any free port). Default: $HTTP_PORT.",
     ),
 ]
+ServeCoinsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--coins",
+        help="Coins file (TOML) the API and dashboard list. Default: $COINS_FILE, else the "
+        "11 packaged coins.",
+        dir_okay=False,
+    ),
+]
 NoHttpOption = Annotated[
     bool, typer.Option("--no-http", help="Collect only: no HTTP API, /metrics or dashboard.")
 ]
@@ -87,16 +96,16 @@ def run(
 
 
 def serve(
-    coins_file: CoinsOption = None,
+    coins_file: ServeCoinsOption = None,
     host: HostOption = None,
     port: PortOption = None,
 ) -> None:
-    """Serve the API and dashboard over the existing database; no collecting.
+    """Serve the HTTP API and dashboard over the existing database; collects nothing.
 
-    Read-only: no scheduler and no runs, so it can run beside a
-    `coinharvest run` on the same database. /health reports the scheduler
-    as "not running" and answers 200 while the database is reachable.
-    Stops on SIGINT/SIGTERM.
+    Read-only, so it can serve beside the collecting service on the same database.
+    HTTP on HTTP_HOST:HTTP_PORT (127.0.0.1:8000): the dashboard at /, /health (200
+    while the database is reachable), Prometheus /metrics and the JSON API under /api
+    (OpenAPI at /docs). Stops on SIGINT/SIGTERM.
     """
     from coinharvest.service.app import serve_api
 

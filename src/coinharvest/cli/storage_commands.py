@@ -32,6 +32,9 @@ from coinharvest.timeparse import parse_since
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from coinharvest.config import Settings
+    from coinharvest.storage.queries import RunDetail
+
 __all__ = ["db_app", "export", "history", "latest", "register", "runs_app"]
 
 T = TypeVar("T")
@@ -47,10 +50,27 @@ SinceOption = Annotated[
     ),
 ]
 
+CoinsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--coins",
+        help="Coins file (TOML) giving the coin order. Default: $COINS_FILE, else the "
+        "11 packaged coins.",
+        dir_okay=False,
+    ),
+]
+#: Said by every command that reads the database (and by the README's settings table).
+DB_HELP = (
+    "[bold]Database:[/] DATABASE_URL, else the SQLite file COINHARVEST_DB, default "
+    "[bold]./coinharvest.db in the current directory[/]. Never created here: "
+    "run `coinharvest collect` (or `run`) first."
+)
+
 runs_app = typer.Typer(
     help="Recorded runs: without a sub-command, list the newest; `runs show ID` for one.",
     invoke_without_command=True,
     no_args_is_help=False,
+    epilog=DB_HELP,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
@@ -66,9 +86,9 @@ class ExportFormat(StrEnum):
 def register(app: typer.Typer) -> None:
     """Add ``runs`` (+ ``runs show``), ``latest``, ``history``, ``export``, ``db upgrade``."""
     app.add_typer(runs_app, name="runs")
-    app.command("latest")(latest)
-    app.command("history")(history)
-    app.command("export")(export)
+    app.command("latest", epilog=DB_HELP)(latest)
+    app.command("history", epilog=DB_HELP)(history)
+    app.command("export", epilog=DB_HELP)(export)
     app.add_typer(db_app, name="db")
 
 
@@ -90,21 +110,27 @@ def runs(
     from coinharvest.storage import queries
 
     rows = _with_db(lambda db: queries.list_runs(db, limit=limit))
-    _emit([r.as_dict() for r in rows] if json else render.runs_table(rows), json)
+    _emit([r.as_dict() for r in rows] if json else render.runs_table(rows, out.width), json)
 
 
-@runs_app.command("show")
+@runs_app.command("show", epilog=DB_HELP)
 def show_run(
     run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of it.")],
+    coins_file: CoinsOption = None,
     json: JsonOption = False,
 ) -> None:
-    """One run: per-coin results and errors, and the per-source request timeline."""
+    """One run: per-coin results and errors, and the per-source request timeline.
+
+    Coins are listed in coin order (priority, then the coins file's order, as `collect`
+    prints them); coins no longer in the file come last.
+    """
     from coinharvest.cli import render
     from coinharvest.storage import queries
 
     detail = _with_db(lambda db: queries.run_detail(db, run_id))
     if detail is None:
         _fail(f"no run {run_id!r} (or the prefix matches several runs)")
+    detail = _in_coin_order(detail, coins_file)
     _emit(detail.as_dict() if json else render.run_detail_view(detail), json)
 
 
@@ -119,7 +145,7 @@ def latest(
     from coinharvest.storage import queries
 
     rows = _with_db(lambda db: queries.latest_values(db, symbols or ()))
-    _emit([r.as_dict() for r in rows] if json else render.latest_table(rows), json)
+    _emit([r.as_dict() for r in rows] if json else render.latest_table(rows, out.width), json)
 
 
 def history(
@@ -152,6 +178,7 @@ def export(
     """Export every stored observation (collected since --since) as CSV, a JSON array or
     InfluxDB line protocol (see docs/OPERATIONS-influx.md)."""
     start = _since(since)
+    _database_settings()  # no database: say so before creating the --out file
     with _open_out(out_file) as stream:
         count = _with_db(lambda db: _export(db, stream, fmt, start))
     if out_file is not None:
@@ -163,7 +190,7 @@ def db_upgrade() -> None:
     """Apply every pending schema migration (also done automatically on every start)."""
     from coinharvest.storage import migrate
 
-    revision = _with_db(migrate.current_revision)
+    revision = _with_db(migrate.current_revision, create=True)
     out.print(f"database at revision {revision} (head {migrate.head_revision()})")
 
 
@@ -183,13 +210,18 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
-    """Run `work` on a migrated engine; config/store errors: one line, exit status 2."""
-    from coinharvest.config import load_settings
+def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]], *, create: bool = False) -> T:
+    """Run `work` on a migrated engine; config/store errors: one line, exit status 2.
+
+    Without `create` (every read-only command), a configured SQLite file that does not exist
+    is not created: one line naming its absolute path and how to fill it, exit status 2.
+    """
     from coinharvest.storage.factory import reader
 
+    settings = _database_settings(create=create)
+
     async def go() -> T:
-        async with reader(load_settings()) as db:
+        async with reader(settings) as db:
             return await work(db)
 
     try:
@@ -198,11 +230,60 @@ def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
         _fail(str(exc))
 
 
+def _database_settings(*, create: bool = False) -> Settings:
+    """The settings; unless `create`, exit with status 2 (one line) when the configured
+    SQLite file does not exist, so that reading creates nothing."""
+    from coinharvest.cli.limits_commands import _missing_database as missing_database
+    from coinharvest.config import load_settings
+
+    try:
+        settings = load_settings()
+        missing = None if create else missing_database(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if missing is not None:
+        _fail(_no_database(missing, settings.database_url is not None))
+    return settings
+
+
+def _no_database(path: Path, from_url: bool) -> str:
+    """The one line of a read-only command run before any collection."""
+    setting = "DATABASE_URL" if from_url else "COINHARVEST_DB"
+    return (
+        f"no database at {path.resolve()} ({setting}); "
+        "run 'coinharvest collect' or 'coinharvest run' first"
+    )
+
+
 def _emit(payload: Any, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(jsonlib.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
         out.print(payload)
+
+
+def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as CSV cells: booleans as ``true``/``false`` (as in JSON), not Python's."""
+    return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in row.items()}
+
+
+def _in_coin_order(detail: RunDetail, coins_file: Path | None) -> RunDetail:
+    """`detail` with its coins in coin order (the order `collect` uses); coins not in the
+    coins file after them, as stored. An unreadable coins file keeps the stored order."""
+    from dataclasses import replace
+
+    from coinharvest.coins import load_coins
+    from coinharvest.config import load_settings
+    from coinharvest.sources.registry import available_sources
+
+    try:
+        settings = load_settings()
+        coins = load_coins(coins_file or settings.coins_file, available_sources(settings))
+    except ConfigError:
+        return detail
+    rank = {coin.symbol: i for i, coin in enumerate(coins)}
+    ordered = sorted(detail.coins, key=lambda c: rank.get(c.symbol, len(rank)))
+    return replace(detail, coins=ordered)
 
 
 @contextmanager
@@ -236,7 +317,7 @@ async def _export(
         stream.write("[")
     async for row in export_rows(db, since=since):
         if writer is not None:
-            writer.writerow(row.as_dict())
+            writer.writerow(_csv_cells(row.as_dict()))
         else:
             stream.write(("," if count else "") + "\n  " + jsonlib.dumps(row.as_dict()))
         count += 1

@@ -41,7 +41,9 @@ handling): it builds its `HttpClient` from `HttpOptions` and closes it in `aclos
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -226,11 +228,14 @@ class HttpClient:
             unsupported = f"unsupported URL for {what}: {exc} (http or https only)"
             raise PermanentError(self.source, self._say(unsupported)) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(exc, what) from None
+            where = f"{request.method} {_where(request.url)}"
+            raise self._transport_error(exc, where) from None
         except ValueError as exc:  # aiohttp refuses to write the request (a bad header value)
             raise PermanentError(self.source, self._say(f"cannot send {what}: {exc}")) from None
 
     def _transport_error(self, exc: aiohttp.ClientError | TimeoutError, what: str) -> SourceError:
+        """``ConnectError: GET https://host:port/path: connection refused``: the failure, the
+        full address without its query (keys travel there) and, when known, the reason."""
         kind = _kind(exc)
         if isinstance(exc, TimeoutError):  # aiohttp's connect / read timeouts are TimeoutErrors
             connect = isinstance(exc, aiohttp.ConnectionTimeoutError)
@@ -241,10 +246,12 @@ class HttpClient:
                 timed_out=True,
                 unreachable=connect,
             )
-        detail = f" ({URL(self._root).host}): {exc}" if str(exc) else ""
+        reason = _reason(exc)
         unreachable = isinstance(exc, aiohttp.ClientConnectorError)  # refused, DNS, TLS: never sent
         return TransientError(
-            self.source, self._say(f"{kind} on {what}{detail}"), unreachable=unreachable
+            self.source,
+            self._say(f"{kind}: {what}" + (f": {reason}" if reason else "")),
+            unreachable=unreachable,
         )
 
     def _status_error(self, answer: Answer) -> SourceError:
@@ -291,6 +298,31 @@ _KINDS: tuple[tuple[type[BaseException], str], ...] = (
 
 def _kind(exc: BaseException) -> str:
     return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
+
+
+def _where(url: str) -> str:
+    """`url` as an error names it: scheme, host, port and path; no query, fragment or
+    ``user:password@`` (API keys travel in the query; a key in the path is redacted later)."""
+    try:
+        parsed = URL(url)
+        return str(parsed.with_query(None).with_fragment(None).with_user(None))
+    except (TypeError, ValueError):
+        return url.partition("?")[0]
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, short: the OS's words (``connection refused``, ``Name or
+    service not known``) rather than aiohttp's ``Cannot connect to host ... ssl:default``."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error, errno = exc.os_error, exc.os_error.errno
+        plain = not isinstance(error, socket.gaierror) and errno is not None and errno > 0
+        why = (
+            os.strerror(errno)  # asyncio's strerror: "Connect call failed ('1.2.3.4', 9)"
+            if plain and errno is not None
+            else error.strerror or str(error) or str(exc)
+        )
+        return why[:1].lower() + why[1:]
+    return str(exc)
 
 
 class HttpSource(Source):
