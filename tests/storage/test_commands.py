@@ -178,8 +178,11 @@ def test_read_only_database_is_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_directory_is_one_line(tmp_path: Path) -> None:
-    line = one_error_line(*invoke("latest", COINHARVEST_DB=str(tmp_path / "no" / "x.db")))
+    line = one_error_line(*invoke("db", "upgrade", COINHARVEST_DB=str(tmp_path / "no" / "x.db")))
     assert "does not exist" in line
+    # A read-only command does not try: there is no database to read.
+    line = one_error_line(*invoke("latest", COINHARVEST_DB=str(tmp_path / "no" / "x.db")))
+    assert line.startswith(f"error: no database at {tmp_path / 'no' / 'x.db'} (COINHARVEST_DB)")
 
 
 @pytest.mark.parametrize(
