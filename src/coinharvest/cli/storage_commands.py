@@ -4,9 +4,12 @@
 ``runs`` is a sub-app: without a sub-command it lists runs (``runs --limit 5``), and
 ``runs show ID`` shows one (a unique prefix of the id is enough).
 
-Every command reads the configured database (``DATABASE_URL``, else ``COINHARVEST_DB``),
-migrating it first. A bad setting, an unreachable or read-only database prints ONE line
-on stderr and exits with status 2. ``--json`` prints machine-readable JSON on stdout.
+Every command reads the configured database (``DATABASE_URL``, else ``COINHARVEST_DB``,
+default ``./coinharvest.db`` in the current directory), migrating it first. The read-only
+commands never create it: without the SQLite file they print one line naming its absolute
+path and exit with status 2 (``db upgrade`` creates it). A bad setting, an unreachable or
+read-only database prints ONE line on stderr and exits with status 2. ``--json`` prints
+machine-readable JSON on stdout.
 Heavy imports (SQLAlchemy) happen inside the commands, so ``--help`` stays fast.
 """
 

@@ -1,6 +1,7 @@
 """A Nano node's RPC: ledger block counts.
 
-Endpoint: ``POST {NANO_RPC_URL}`` with ``{"action": "block_count"}`` →
+Endpoint: ``POST {NANO_BASE_URL}`` (alias ``NANO_RPC_URL``) with
+``{"action": "block_count"}`` →
 ``{"count": "205123456", "unchecked": "14", "cemented": "205123401"}`` (numbers as strings,
 reference §4.2). A node answers a bad request with HTTP 200 and ``{"error": "…"}``: that is a
 `BadResponse` quoting the node's message. Nodes and public proxies take no key; none is
