@@ -102,7 +102,7 @@ async def test_a_run_longer_than_the_interval_skips_ticks_never_overlaps(
     ticks = total(parsed, "coinharvest_scheduler_ticks_total")
     skipped = total(parsed, "coinharvest_skipped_ticks_total")
     finished = total(parsed, "coinharvest_runs_total")
-    running = total(parsed, "coinharvest_scheduler_running")
+    running = total(parsed, "coinharvest_run_in_progress")
     assert skipped >= 2, svc.log
     assert ticks == finished + running + skipped  # every tick ran or was counted as skipped
     assert "previous collection still running; tick skipped" in svc.log
@@ -158,7 +158,8 @@ async def _assert_metrics_match(http: httpx.AsyncClient, runs: list[dict[str, An
         return sum(float(r[key]) for r in runs)
 
     assert total(parsed, "coinharvest_requests_total") == added("requests")
-    assert total(parsed, "coinharvest_rate_limited_total") == added("rate_limited")
+    rate_limited = total(parsed, "coinharvest_requests_total", outcome="rate_limited")
+    assert rate_limited == added("rate_limited")
     assert total(parsed, "coinharvest_retries_total") == added("retries")
     assert total(parsed, "coinharvest_coins_total", status="ok") == added("coins_ok")
     assert total(parsed, "coinharvest_coins_total", status="failed") == added("coins_failed")

@@ -225,7 +225,7 @@ def _scheduler(settings: Settings, engine: Engine, coins: CoinsFile, metrics: Me
     timeout = settings.run_timeout_minutes
     sched = Scheduler(
         engine,
-        coins,
+        metrics.follow_coins(coins),  # a coin removed from the file loses its series
         interval_s=interval_s,
         run_timeout_s=timeout * 60.0 if timeout is not None else None,
         jitter_s=settings.collection_jitter_seconds,
