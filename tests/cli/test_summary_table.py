@@ -64,3 +64,20 @@ def test_coins_failing_alike_share_one_row() -> None:
 def test_a_large_group_names_its_first_coins_and_counts_them() -> None:
     text = _text(_summary(30, set(range(20))), most=50)
     assert "C0, C1, C2, C3, C4, C5, C6, C7, … (20 coins)" in text
+
+
+def test_at_80_columns_errors_keep_room_and_nothing_is_cut() -> None:
+    summary = _summary(11, {1, 2, 3})
+    url = "coingecko: ConnectError: GET https://api.coingecko.com/api/v3/coins/markets: refused"
+    for r in summary.results:
+        if r.errors:
+            r.errors[:] = [url]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(summary_table(summary, width=80))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    assert "│ C1, C2, C3 (3 " in text  # the cell wraps before "coins)"
+    assert "1 try " in text
+    error = "".join(line.split("│")[4].strip() for line in text.splitlines() if "│" in line)
+    assert url.replace(" ", "") in error.replace(" ", "")  # wrapped, whole

@@ -255,7 +255,7 @@ def show_version() -> None:
 def _summary_table(summary: RunSummary) -> object:
     from coinharvest.cli.render import summary_table
 
-    return summary_table(summary)
+    return summary_table(summary, width=out.width)
 
 
 #: The line `coinharvest --help` shows for ``emulator``: the first line of the docstring of

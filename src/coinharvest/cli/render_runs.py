@@ -104,6 +104,7 @@ def _run_coins_table(detail: RunDetail) -> Table:
             col,
             justify="right" if col in {"Time", "Attempts", "Metrics"} else "left",
             no_wrap=col == "Coin",
+            overflow="fold",  # an error's URL wraps: never cut
         )
     for c in detail.coins:
         coins.add_row(
