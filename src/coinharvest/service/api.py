@@ -13,8 +13,10 @@ Routes::
     GET  /metrics                Prometheus text format
     GET  /api/coins              configured coins
     GET  /api/latest             newest value of every metric of every (or ?symbol=) coin
-    GET  /api/history/{symbol}   ?metric=price_usd&since=7d|ISO date-time
-    GET  /api/runs               ?limit=20, newest first
+    GET  /api/history/{symbol}   ?metric=price_usd&since=7d|ISO&until=..., oldest first:
+                                 &limit=1000&cursor=... pages, or &max_points=N for a
+                                 chart (`coinharvest.service.history_api`)
+    GET  /api/runs               ?limit=20&cursor=..., newest first, next_cursor
     GET  /api/runs/{run_id}      one run with per-coin results and its job timeline
     POST /api/runs               start a run now; only when a token and a scheduler exist
                                  (bearer token, declared as the ``HTTPBearer`` scheme)
@@ -35,7 +37,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +57,7 @@ from coinharvest.models import Coin
 from coinharvest.service.auth import bearer_refusal
 from coinharvest.service.auth import json_error as _error
 from coinharvest.service.guard import LOCAL_HOSTS, SECURITY_HEADERS, Guard, docs_csp
+from coinharvest.service.history_api import add_history_routes, refuse
 from coinharvest.service.limits import LimitsDesk
 from coinharvest.service.limits_api import add_limit_routes
 from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -64,22 +66,20 @@ from coinharvest.service.schemas import (
     BearerToken,
     CoinOut,
     CoinsOut,
+    Cursor,
     ErrorOut,
     Health,
-    HistoryOut,
     LatestOut,
     RunDetailOut,
     RunId,
     RunsOut,
     RunStarted,
     SchedulerState,
-    Since,
-    Symbol,
     SymbolItem,
 )
 from coinharvest.storage import queries
+from coinharvest.storage.paging import runs_page
 from coinharvest.storage.queries import RunRow
-from coinharvest.timeparse import parse_since
 
 __all__ = ["ServiceState", "create_app"]
 
@@ -143,6 +143,7 @@ def create_app(state: ServiceState, *, trusted_hosts: Iterable[str] = LOCAL_HOST
     _add_docs_route(app)
     _add_system_routes(app, state)
     _add_coin_routes(app, state)
+    add_history_routes(app, state.db, state.coins)
     _add_run_routes(app, state)
     if state.api_token and state.scheduler is not None:
         _add_trigger_route(app, state, state.api_token, state.scheduler)
@@ -294,25 +295,18 @@ def _add_coin_routes(app: FastAPI, state: ServiceState) -> None:
             raise _not_found(f"unknown coin: {', '.join(missing)}")
         return LatestOut(values=values)
 
-    @app.get("/api/history/{symbol}", response_model=HistoryOut)
-    async def history(
-        symbol: Symbol,
-        metric: Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")] = "price_usd",
-        since: Since = None,
-    ) -> HistoryOut:
-        """Every stored value of `metric` of `symbol` (since `since`), oldest first."""
-        start = _since(since)
-        points = await queries.history(state.db, symbol, metric, since=start)
-        if not points:
-            await _check_known(state, symbol.upper(), metric)
-        return HistoryOut(symbol=symbol.upper(), metric=metric, points=points)
-
 
 def _add_run_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/api/runs", response_model=RunsOut)
-    async def runs(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> RunsOut:
-        """The newest runs, newest first."""
-        return RunsOut(runs=await queries.list_runs(state.db, limit=limit))
+    async def runs(
+        limit: Annotated[int, Query(ge=1, le=500)] = 20, cursor: Cursor = None
+    ) -> RunsOut:
+        """The newest runs, newest first; then `next_cursor` (null: no more) as `cursor`."""
+        try:
+            page = await runs_page(state.db, limit=limit, cursor=cursor)
+        except ConfigError as exc:
+            raise refuse("cursor", str(exc)) from None
+        return RunsOut(runs=page.rows, next_cursor=page.next_cursor)
 
     @app.get("/api/runs/{run_id}", response_model=RunDetailOut)
     async def run_detail(run_id: RunId) -> RunDetailOut:
@@ -335,35 +329,6 @@ def _coin_out(coin: Coin) -> CoinOut:
 
 def _configured(state: ServiceState) -> set[str]:
     return {c.symbol.upper() for c in state.coins()}
-
-
-def _since(value: str | None) -> datetime | None:
-    """`parse_since`, in UTC; a bad value is a 422. A date-time whose offset takes it past
-    the ends of the calendar (``0001-01-01T00:00+01:00``) means from the beginning / nothing."""
-    if value is not None and value[4:5] == "-":
-        value = value.upper()  # a date: RFC 3339 allows a lower-case "t" and "z"
-    try:
-        start = parse_since(value)
-    except ConfigError as exc:
-        raise RequestValidationError(
-            [{"loc": ("query", "since"), "msg": str(exc), "type": "value_error"}]
-        ) from None
-    if start is None:
-        return None
-    try:
-        return start.astimezone(UTC)
-    except OverflowError:
-        return None if start.year == 1 else datetime.max.replace(tzinfo=UTC)
-
-
-async def _check_known(state: ServiceState, symbol: str, metric: str) -> None:
-    """404 for a coin neither configured nor stored, or a metric it never had."""
-    stored = await queries.latest_values(state.db, [symbol])
-    if not stored and symbol not in _configured(state):
-        raise _not_found(f"unknown coin: {symbol}")
-    metrics = sorted({v.metric for v in stored})
-    if stored and metric not in metrics:
-        raise _not_found(f"{symbol} has no metric {metric!r} (known: {', '.join(metrics)})")
 
 
 def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Scheduler) -> None:

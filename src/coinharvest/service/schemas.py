@@ -18,6 +18,7 @@ __all__ = [
     "BearerToken",
     "CoinOut",
     "CoinsOut",
+    "Cursor",
     "ErrorOut",
     "Health",
     "HistoryOut",
@@ -70,6 +71,15 @@ Since = Annotated[
     ),
 ]
 SymbolItem = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
+#: ``?cursor=``: the ``next_cursor`` of the previous page, unchanged (opaque).
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.=-]{1,200}$",
+        description="next_cursor of the previous page of the same query, unchanged.",
+    ),
+]
 #: ``POST /api/runs``'s token, declared in the OpenAPI document as an HTTP bearer scheme; None
 #: when missing or not "Bearer" (the route answers its own 401).
 BearerToken = Annotated[
@@ -127,13 +137,28 @@ class LatestOut(BaseModel):
 
 
 class HistoryOut(BaseModel):
+    """Points oldest first: a page (``next_cursor``) or, with ``max_points``, downsampled."""
+
     symbol: str
     metric: str
     points: list[HistoryPoint]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor for the next page; null: no more points."
+    )
+    downsampled: bool = Field(
+        default=False,
+        description="true: some time bucket held several points and only its last is given.",
+    )
+    bucket_s: int | None = Field(
+        default=None, description="Seconds per time bucket with max_points; null without."
+    )
 
 
 class RunsOut(BaseModel):
     runs: list[RunRow]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor for older runs; null: no more runs."
+    )
 
 
 class RunDetailOut(BaseModel):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.storage.failures import translate
@@ -31,6 +31,8 @@ __all__ = [
     "ObservationRow",
     "RunDetail",
     "RunRow",
+    "build_row",
+    "columns",
     "export_rows",
     "history",
     "latest_values",
@@ -162,16 +164,17 @@ class ObservationRow(_Record):
     estimated: bool
 
 
-def _build(cls: type[Any], row: Row[Any]) -> Any:
+def build_row(cls: type[Any], row: Any) -> Any:
+    """The dataclass `cls` from the like-named columns of `row`."""
     return cls(**{name: row._mapping[name] for name in cls.__dataclass_fields__})
 
 
 async def list_runs(db: AsyncEngine, *, limit: int = 20) -> list[RunRow]:
     """The newest `limit` runs, newest first."""
-    stmt = select(*_cols(runs, RunRow)).order_by(runs.c.started_at.desc()).limit(limit)
+    stmt = select(*columns(runs, RunRow)).order_by(runs.c.started_at.desc()).limit(limit)
     with translate("cannot read runs"):
         async with db.connect() as conn:
-            return [_build(RunRow, r) for r in await conn.execute(stmt)]
+            return [build_row(RunRow, r) for r in await conn.execute(stmt)]
 
 
 async def run_detail(db: AsyncEngine, run_id: str) -> RunDetail | None:
@@ -180,7 +183,7 @@ async def run_detail(db: AsyncEngine, run_id: str) -> RunDetail | None:
         async with db.connect() as conn:
             found = list(
                 await conn.execute(
-                    select(*_cols(runs, RunRow))
+                    select(*columns(runs, RunRow))
                     # autoescape: "%", "_" and the escape character "/" are literal
                     .where(runs.c.run_id.startswith(run_id, autoescape=True))
                     .limit(2)
@@ -189,19 +192,19 @@ async def run_detail(db: AsyncEngine, run_id: str) -> RunDetail | None:
             exact = [r for r in found if r.run_id == run_id]
             if not exact and len(found) != 1:
                 return None
-            run = _build(RunRow, (exact or found)[0])
+            run = build_row(RunRow, (exact or found)[0])
             coins = await conn.execute(
-                select(*_cols(coin_results, CoinRow))
+                select(*columns(coin_results, CoinRow))
                 .where(coin_results.c.run_id == run.run_id)
                 .order_by(coin_results.c.stored_at, coin_results.c.symbol)
             )
             jobs = await conn.execute(
-                select(*_cols(job_events, JobRow))
+                select(*columns(job_events, JobRow))
                 .where(job_events.c.run_id == run.run_id)
                 .order_by(job_events.c.queued_s, job_events.c.job_id, job_events.c.attempt)
             )
             return RunDetail(
-                run, [_build(CoinRow, c) for c in coins], [_build(JobRow, j) for j in jobs]
+                run, [build_row(CoinRow, c) for c in coins], [build_row(JobRow, j) for j in jobs]
             )
 
 
@@ -241,7 +244,7 @@ async def history(
     db: AsyncEngine, symbol: str, metric: str, *, since: datetime | None = None
 ) -> list[HistoryPoint]:
     """Every stored value of `metric` of `symbol` (since `since`), oldest first."""
-    stmt = select(*_cols(observations, HistoryPoint)).where(
+    stmt = select(*columns(observations, HistoryPoint)).where(
         observations.c.symbol == symbol.upper(), observations.c.metric == metric
     )
     if since is not None:
@@ -249,14 +252,14 @@ async def history(
     stmt = stmt.order_by(observations.c.observed_at, observations.c.id)
     with translate(f"cannot read history of {symbol} {metric}"):
         async with db.connect() as conn:
-            return [_build(HistoryPoint, r) for r in await conn.execute(stmt)]
+            return [build_row(HistoryPoint, r) for r in await conn.execute(stmt)]
 
 
 async def export_rows(
     db: AsyncEngine, *, since: datetime | None = None
 ) -> AsyncIterator[ObservationRow]:
     """Every stored observation (collected since `since`), streamed in collection order."""
-    stmt: Select[Any] = select(*_cols(observations, ObservationRow))
+    stmt: Select[Any] = select(*columns(observations, ObservationRow))
     if since is not None:
         stmt = stmt.where(observations.c.collected_at >= since)
     stmt = stmt.order_by(observations.c.collected_at, observations.c.id)
@@ -264,10 +267,11 @@ async def export_rows(
         async with db.connect() as conn:
             result = await conn.stream(stmt)
             async for row in result:
-                yield _build(ObservationRow, row)
+                yield build_row(ObservationRow, row)
 
 
-def _cols(table: Any, record: type[Any]) -> list[Any]:
+def columns(table: Any, record: type[Any]) -> list[Any]:
+    """The columns of `table` named as the fields of the dataclass `record`."""
     return [table.c[name] for name in record.__dataclass_fields__]
 
 
