@@ -18,6 +18,10 @@ A source without a rate limit has no rate series (its rate is unbounded, not a n
 source without a quota has no quota series, and a quota of one period only has no
 ``quota_limit`` of the other. The quota counts are those the engine holds: read from the
 database before each run, then counted as requests start.
+
+Rates are per minute, not per second (Prometheus' base unit), on purpose: they are the unit
+of the settings they are compared with (``<SRC>_RATE_LIMIT_PER_MINUTE``) and of the
+upstreams' published limits, and the unit is in every name.
 """
 
 from __future__ import annotations
