@@ -64,7 +64,9 @@ def test_tables_fit_the_terminal_and_cut_nothing(collected: Path, columns: int) 
     runs = run_cli("runs", cwd=collected, columns=columns).stdout
     latest = run_cli("latest", "BTC", cwd=collected, columns=columns).stdout
     sources = _first_table(run_cli("sources", cwd=collected, columns=columns).stdout)
-    for text in (runs, latest, sources):
+    history = run_cli("history", "BTC", "-m", "market_cap_usd", cwd=collected, columns=columns)
+    assert "$1," in history.stdout and "T" not in history.stdout.split("┩")[1]  # in full
+    for text in (runs, latest, sources, history.stdout):
         assert max(len(line) for line in text.splitlines()) <= columns
         assert "…" not in text
     assert run_id in runs

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coinharvest.cli.cells import NARROW, age, when
+from coinharvest.cli.console import out
 from coinharvest.cli.render_runs import run_detail_view, runs_table
 from coinharvest.cli.render_summary import SUMMARY_ROWS, summary_table
 from coinharvest.units import show
@@ -68,23 +69,25 @@ def latest_table(rows: Sequence[LatestValue], width: int = 200) -> Table:
     return table
 
 
-def history_table(symbol: str, metric: str, rows: Sequence[HistoryPoint]) -> Table:
+def history_table(
+    symbol: str, metric: str, rows: Sequence[HistoryPoint], width: int | None = None
+) -> Table:
     """One metric's values over time, oldest first; money in full (`units.show` exact), so
-    that consecutive values differ where they do."""
+    that consecutive values differ where they do. Below `NARROW` columns (`width`, default:
+    the terminal's) the confidence goes under the source."""
+    narrow = (out.width if width is None else width) < NARROW
     table = Table(title=f"{symbol} {metric}", title_justify="left")
-    for col in ("Observed (UTC)", "Value", "Source", "Confidence", "Run"):
-        table.add_column(
-            col, justify="right" if col == "Value" else "left", no_wrap=col != "Source"
-        )
+    cols = ("Observed (UTC)", "Value", "Source", "Run") if narrow else _HISTORY_COLUMNS
+    for col in cols:
+        table.add_column(col, justify="right" if col == "Value" else "left", overflow="fold")
     for r in rows:
-        table.add_row(
-            when(r.observed_at),
-            show(metric, r.value, exact=True),
-            escape(r.source),
-            r.confidence,
-            escape(r.run_id),
-        )
+        source = f"{escape(r.source)}\n[dim]{r.confidence}[/]" if narrow else escape(r.source)
+        cells = [when(r.observed_at), show(metric, r.value, exact=True), source]
+        table.add_row(*cells, *([] if narrow else [r.confidence]), escape(r.run_id))
     return table
+
+
+_HISTORY_COLUMNS = ("Observed (UTC)", "Value", "Source", "Confidence", "Run")
 
 
 def verify_table(rows: Sequence[VerifyRow], time_scale: float) -> Table:
