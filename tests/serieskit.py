@@ -59,14 +59,14 @@ async def fill_run(
         if events:
             await conn.execute(insert(job_events), events)
         if points:
-            t, v = max(points, key=lambda p: p[0])
+            i, (t, v) = max(enumerate(points), key=lambda p: (p[1][0], p[0]))
             key = {"symbol": symbol, "metric": metric}
             await conn.execute(delete(latest_observations).filter_by(**key))
             await conn.execute(
                 insert(latest_observations),
                 [
                     key
-                    | {"value": v, "source": "s", "confidence": "high", "estimated": False}
+                    | {"value": v, "source": f"s{i}", "confidence": "high", "estimated": False}
                     | {"observed_at": t, "run_id": run_id}
                 ],
             )

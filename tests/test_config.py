@@ -344,7 +344,7 @@ NUMERIC_SETTINGS = sorted(
 
 
 def test_the_numeric_settings_are_all_found() -> None:
-    assert len(NUMERIC_SETTINGS) == 44, NUMERIC_SETTINGS  # 9 + 5 hardening + 6 × 5 per source
+    assert len(NUMERIC_SETTINGS) == 45, NUMERIC_SETTINGS  # 10 + 5 hardening + 6 × 5 per source
     assert {"MAX_RETRIES", "MAX_RESPONSE_BYTES", "NANO_BATCH_SIZE"} <= set(NUMERIC_SETTINGS)
 
 

@@ -34,15 +34,17 @@ async def collect_once(
 
     Without `sink`, the configured store is opened for the run (it also keeps the learned
     limits and counts requests for quotas), and the summary says how many coins it could
-    not save (``coins_unsaved``).
+    not save (``coins_unsaved``); then data older than RETENTION_DAYS is pruned.
     """
     if sink is not None:
         return await _collect(settings, coins, sink, None, base_urls, decorate, trigger)
     from coinharvest.storage.factory import store_from_settings
+    from coinharvest.storage.retention import prune_after_run
 
     async with store_from_settings(settings) as store:
         summary = await _collect(settings, coins, store, store, base_urls, decorate, trigger)
         summary.coins_unsaved = len(store.unsaved(summary.run_id))
+        await prune_after_run(store.engine, settings.retention_days)  # RETENTION_DAYS
         return summary
 
 

@@ -63,6 +63,7 @@ from coinharvest.settings_types import (
     QuotaCount,
     RatePerMinute,
     ResponseBytes,
+    RetentionDays,
     Retries,
     RunMinutes,
     SourceConcurrency,
@@ -153,12 +154,9 @@ class SourceOverrides:
 
 
 class Settings(BaseSettings):
-    """Every setting of coinharvest, validated. Build it with `load_settings`.
-
-    ``Settings()`` alone reads ``os.environ`` and ``./.env`` and raises pydantic's
-    ValidationError; `load_settings` adds the injectable environment and the one-line
-    `ConfigError`.
-    """
+    """Every setting, validated; build it with `load_settings` (injectable environment,
+    one-line `ConfigError`). ``Settings()`` alone reads ``os.environ`` and ``./.env`` and
+    raises pydantic's ValidationError."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -211,6 +209,8 @@ class Settings(BaseSettings):
     #: Database URL (SQLAlchemy form); wins over COINHARVEST_DB. Secret: it may hold a
     #: password. Checked when storage opens (`coinharvest.storage.database.normalise_url`).
     database_url: SecretStr | None = None
+    #: Days of observations, coin results and job events kept (0 = forever; `storage.retention`).
+    retention_days: RetentionDays = 0
 
     #: Service mode (``coinharvest run`` / ``serve``): address of the HTTP API and dashboard.
     http_host: Host = "127.0.0.1"

@@ -49,6 +49,7 @@ __all__ = [
     "QuotaCount",
     "RatePerMinute",
     "ResponseBytes",
+    "RetentionDays",
     "Retries",
     "RunMinutes",
     "SourceConcurrency",
@@ -90,6 +91,10 @@ BatchSize = Annotated[int, Field(ge=1, le=10_000), Allowed("an integer from 1 to
 #: Requests per UTC day or month; 0 turns the quota off.
 QuotaCount = Annotated[
     int, Field(ge=0, le=1_000_000_000), Allowed("an integer from 0 (no quota) to 1000000000")
+]
+#: Days of data kept; 0 keeps everything.
+RetentionDays = Annotated[
+    int, Field(ge=0, le=36_500), Allowed("an integer from 0 (keep forever) to 36500 days")
 ]
 Retries = Annotated[int, Field(ge=0, le=20), Allowed("an integer from 0 to 20")]
 BreakerFailures = Annotated[int, Field(ge=1, le=100), Allowed("an integer from 1 to 100")]

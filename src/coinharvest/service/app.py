@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,12 @@ class CoinsFile:
 class RunTracker:
     """A `ResultSink` wrapper that knows the id of the run in progress (for ``POST /api/runs``)."""
 
-    def __init__(self, inner: ResultSink) -> None:
+    def __init__(
+        self, inner: ResultSink, after_run: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         self.inner = inner
+        #: Called after each run is stored (pruning past RETENTION_DAYS).
+        self.after_run = after_run
         self.current: str | None = None
         self._waiters: list[asyncio.Future[str]] = []
 
@@ -117,6 +121,8 @@ class RunTracker:
         """Pass on; no run is current any more."""
         self.current = None
         await self.inner.run_finished(summary)
+        if self.after_run is not None:
+            await self.after_run()
 
     async def next_run_id(self, timeout_s: float = 2.0) -> str | None:
         """The id of the next run to start (within `timeout_s`), else None."""
@@ -194,7 +200,7 @@ async def run_service(
     store = await open_store(settings)
     sources = build_sources(settings, names=names)
     metrics = Metrics(sorted(sources), [c.symbol for c in coins()])
-    tracker = RunTracker(store)
+    tracker = RunTracker(store, _pruner(store.engine, settings.retention_days))
     engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
     try:
         sched = _scheduler(settings, engine, coins, metrics)
@@ -213,6 +219,13 @@ async def run_service(
     finally:
         await close_sources(sources.values())
         await store.aclose()
+
+
+def _pruner(db: AsyncEngine, retention_days: int) -> Callable[[], Awaitable[object]]:
+    """What runs after each scheduled run: pruning past RETENTION_DAYS (`storage.retention`)."""
+    from coinharvest.storage.retention import prune_after_run
+
+    return lambda: prune_after_run(db, retention_days)
 
 
 def _token(settings: Settings) -> str | None:
