@@ -75,6 +75,20 @@ def test_the_command_is_coinharvest_run(instructions: list[Instruction]) -> None
     assert "deploy/entrypoint.sh /usr/local/bin/coinharvest-entrypoint" in copies
 
 
+def test_the_build_context_keeps_what_the_image_copies(instructions: list[Instruction]) -> None:
+    """.dockerignore excludes everything but what the COPY lines name."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    kept = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert "*" in lines
+    copied = [
+        source
+        for i in instructions
+        if i.keyword == "COPY" and "--from=" not in i.args
+        for source in [w for w in i.args.split() if not w.startswith("--")][:-1]
+    ]
+    assert copied and {c.rstrip("/") for c in copied} <= kept, (copied, kept)
+
+
 def _stub_path(tmp_path: Path) -> dict[str, str]:
     """An environment whose ``coinharvest`` only prints its arguments."""
     bin_dir = tmp_path / "bin"
@@ -165,7 +179,11 @@ def _build_context(instructions: list[Instruction], into: Path) -> None:
         for source in sources:
             origin = ROOT / source
             if origin.is_dir():
-                shutil.copytree(origin, into / source, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    origin,
+                    into / source,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+                )
             else:
                 shutil.copy2(origin, into / source)
 
