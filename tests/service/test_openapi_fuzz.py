@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -89,4 +90,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_the_api_keeps_its_openapi_promises(case: schemathesis.Case[Any]) -> None:
-    case.call_and_validate()
+    if case.query and "cursor" in case.query:
+        # A cursor is valid only as the API issued it (next_cursor, checked): a made-up one
+        # that fits the schema is still a 422; every other check applies.
+        case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    else:
+        case.call_and_validate()
