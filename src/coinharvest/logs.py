@@ -13,8 +13,8 @@ is namespace ``engine:run``.
 - ``*``: everything;
 - ``-limiter``: never, even if another pattern matches.
 
-Matching namespaces log at DEBUG, all others at ``LOG_LEVEL`` (INFO). Levels are set on the loggers themselves,
-so a disabled ``log.debug(...)`` costs one level check and builds no record.
+Matching namespaces log at DEBUG, all others at ``LOG_LEVEL`` (INFO). Levels are set on the
+loggers themselves, so a disabled ``log.debug(...)`` costs one level check and builds no record.
 
 Output (stderr by default), one line per record, as `coinharvest.logformat` writes it::
 
