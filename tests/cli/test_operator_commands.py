@@ -66,7 +66,8 @@ def test_tables_fit_the_terminal_and_cut_nothing(collected: Path, columns: int) 
     sources = _first_table(run_cli("sources", cwd=collected, columns=columns).stdout)
     history = run_cli("history", "BTC", "-m", "market_cap_usd", cwd=collected, columns=columns)
     assert "$1," in history.stdout and "T" not in history.stdout.split("┩")[1]  # in full
-    for text in (runs, latest, sources, history.stdout):
+    detail = run_cli("runs", "show", run_id, cwd=collected, columns=columns).stdout
+    for text in (runs, latest, sources, history.stdout, detail):
         assert max(len(line) for line in text.splitlines()) <= columns
         assert "…" not in text
     assert run_id in runs

@@ -79,14 +79,18 @@ def _narrow_runs(table: Table, rows: Sequence[RunRow]) -> Table:
     return table
 
 
-def run_detail_view(detail: RunDetail) -> RenderableType:
+def run_detail_view(detail: RunDetail, width: int = 200) -> RenderableType:
     """A run's header, its per-coin results, the metrics not collected and why, and its
-    per-source request timeline."""
+    per-source request timeline. Below `NARROW` columns both tables stack their small cells
+    (status, time and attempts; source and status; the job's times) to leave the errors room.
+    """
+    narrow = width < NARROW
     notes = _notes_table(detail)
-    return Group(_run_coins_table(detail), *([notes] if notes.rows else []), _jobs_table(detail))
+    coins = _run_coins_table(detail, narrow)
+    return Group(coins, *([notes] if notes.rows else []), _jobs_table(detail, narrow))
 
 
-def _run_coins_table(detail: RunDetail) -> Table:
+def _run_coins_table(detail: RunDetail, narrow: bool) -> Table:
     run = detail.run
     coins = Table(
         title=f"Run {run.run_id} ({run.trigger}): {status(run.status)}",
@@ -99,24 +103,30 @@ def _run_coins_table(detail: RunDetail) -> Table:
             + (f"\n[red]{escape(run.error)}[/]" if run.error else "")
         ),
     )
-    for col in ("Coin", "Status", "Time", "Attempts", "Sources", "Metrics", "Error"):
+    cols = ("Coin", "Status", "Sources", "Error") if narrow else _COIN_COLUMNS
+    for col in cols:
         coins.add_column(
             col,
             justify="right" if col in {"Time", "Attempts", "Metrics"} else "left",
             no_wrap=col == "Coin",
             overflow="fold",  # an error's URL wraps: never cut
+            max_width=16 if narrow and col == "Sources" else None,
         )
     for c in detail.coins:
-        coins.add_row(
-            escape(c.symbol),
-            status(c.status),
-            f"{c.duration_s * 1000:.0f} ms",
-            str(c.attempts),
-            escape(c.sources),
-            str(c.observation_count),
-            escape(c.error or ""),
-        )
+        took, sources = f"{c.duration_s * 1000:.0f} ms", escape(c.sources.replace(",", ", "))
+        error = escape((c.error or "").replace("; ", "\n"))
+        if narrow:
+            tries = f"{c.attempts} {'try' if c.attempts == 1 else 'tries'}"
+            metrics = f"{c.observation_count} metrics"
+            state = f"{status(c.status)}\n{took}\n{tries}"
+            coins.add_row(escape(c.symbol), state, f"{sources}\n{metrics}", error)
+        else:
+            row = (status(c.status), took, str(c.attempts), sources, str(c.observation_count))
+            coins.add_row(escape(c.symbol), *row, error)
     return coins
+
+
+_COIN_COLUMNS = ("Coin", "Status", "Time", "Attempts", "Sources", "Metrics", "Error")
 
 
 def _notes_table(detail: RunDetail) -> Table:
@@ -129,11 +139,15 @@ def _notes_table(detail: RunDetail) -> Table:
     return notes
 
 
-def _jobs_table(detail: RunDetail) -> Table:
+def _jobs_table(detail: RunDetail, narrow: bool) -> Table:
     jobs = Table(title="Request timeline (seconds from run start)", title_justify="left")
+    if narrow:
+        return _narrow_jobs(jobs, detail)
     for col in ("Job", "Try", "Source", "Coins", "Queued", "Started", "Ended", "Status", "Error"):
         jobs.add_column(
-            col, justify="right" if col in {"Job", "Try", "Queued", "Started", "Ended"} else "left"
+            col,
+            justify="right" if col in {"Job", "Try", "Queued", "Started", "Ended"} else "left",
+            overflow="fold",  # an error's URL wraps: never cut
         )
     for j in detail.jobs:
         jobs.add_row(
@@ -145,6 +159,23 @@ def _jobs_table(detail: RunDetail) -> Table:
             "" if j.started_s is None else f"{j.started_s:.3f}",
             "" if j.ended_s is None else f"{j.ended_s:.3f}",
             status(j.status),
+            escape(j.error or ""),
+        )
+    return jobs
+
+
+def _narrow_jobs(jobs: Table, detail: RunDetail) -> Table:
+    """Job/try, source with status, coins, queued then started–ended, error."""
+    for col in ("Job", "Source", "Coins", "Times", "Error"):
+        jobs.add_column(col, overflow="fold", max_width=12 if col == "Coins" else None)
+    for j in detail.jobs:
+        started = "" if j.started_s is None else f"{j.started_s:.3f}"
+        ended = "" if j.ended_s is None else f"{j.ended_s:.3f}"
+        jobs.add_row(
+            f"{j.job_id}/{j.attempt}",
+            f"{escape(j.source)}\n{status(j.status)}",
+            escape(_short(j.symbols).replace(",", ", ")),
+            f"q {j.queued_s:.3f}\n{started}–{ended}",
             escape(j.error or ""),
         )
     return jobs

@@ -134,7 +134,7 @@ def show_run(
     if detail is None:
         _fail(f"no run {run_id!r} (or the prefix matches several runs)")
     detail = _in_coin_order(detail, coins_file)
-    _emit(detail.as_dict() if json else render.run_detail_view(detail), json)
+    _emit(detail.as_dict() if json else render.run_detail_view(detail, out.width), json)
 
 
 def latest(
