@@ -32,7 +32,7 @@ def test_env_example_loads_unchanged() -> None:
 def test_env_example_documents_every_variable() -> None:
     text = EXAMPLE.read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    missing = {n for n in _env_names() if n not in documented and n != "NANO_BASE_URL"}
+    missing = {n for n in _env_names() if n not in documented and n != "NANO_RPC_URL"}
     assert not missing, f".env.example does not document: {sorted(missing)}"
 
 
