@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from coinharvest.cli.console import err, out, print_error
+from coinharvest.cli.db_commands import prune as db_prune
 from coinharvest.cli.lazy import run as run_async
 from coinharvest.errors import ConfigError, StoreError
 from coinharvest.timeparse import parse_since
@@ -155,17 +156,56 @@ def history(
     symbol: Annotated[str, typer.Argument(help="Coin symbol, e.g. BTC.")],
     metric: Annotated[str, typer.Option("--metric", "-m", help="Metric, e.g. price_usd.")],
     since: SinceOption = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=100_000, help="Show the newest N values.")
+    ] = 50,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every value since --since, streamed (any number).")
+    ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Every stored value of one metric of one coin, oldest first."""
+    """The newest 50 values (--limit N) of one metric of one coin, oldest first; --all
+    prints every value as it is read (lines, or a JSON array with --json)."""
     from coinharvest.cli import render
+    from coinharvest.cli.history_stream import JsonArray
     from coinharvest.storage import queries
 
     start = _since(since)
-    rows = _with_db(lambda db: queries.history(db, symbol, metric, since=start))
-    if not rows and (reason := _with_db(lambda db: queries.why_no_history(db, symbol, metric))):
+    if every:
+        count = _with_db(lambda db: _stream_history(db, symbol, metric, start, json))
+    else:
+        rows = _with_db(lambda db: queries.history(db, symbol, metric, since=start, newest=limit))
+        count = len(rows)
+        if rows and not json:
+            out.print(render.history_table(symbol, metric, rows))
+    if not count and (reason := _with_db(lambda db: queries.why_no_history(db, symbol, metric))):
         _fail(reason)
-    _emit([r.as_dict() for r in rows] if json else render.history_table(symbol, metric, rows), json)
+    if json and not every:
+        array = JsonArray(sys.stdout)
+        for row in rows:
+            array.add(row.as_dict())
+        array.close()
+    elif not count:  # the coin and metric exist, nothing in the period
+        _emit([] if json else render.history_table(symbol, metric, []), json)
+
+
+async def _stream_history(
+    db: AsyncEngine, symbol: str, metric: str, start: datetime | None, as_json: bool
+) -> int:
+    """Every value, written as read (`history_stream`); how many; an empty JSON array is
+    written only once the caller knows the coin and metric exist (`JsonArray`)."""
+    from coinharvest.cli.history_stream import JsonArray, stream_history, write_lines
+
+    array, count = JsonArray(sys.stdout), 0
+    async for point in stream_history(db, symbol, metric, start):
+        if as_json:
+            array.add(point.as_dict())
+        else:
+            write_lines(symbol, metric, [point], sys.stdout, first=count == 0)
+        count += 1
+    if as_json and count:
+        array.close()
+    return count
 
 
 def export(
@@ -195,6 +235,9 @@ def db_upgrade() -> None:
 
     revision = _with_db(migrate.current_revision, create=True)
     out.print(f"database at revision {revision} (head {migrate.head_revision()})")
+
+
+db_app.command("prune", epilog=DB_HELP)(db_prune)  # cli/db_commands.py
 
 
 # --------------------------------------------------------------------------- helpers

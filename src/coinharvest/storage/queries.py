@@ -241,18 +241,29 @@ async def latest_values(
 
 
 async def history(
-    db: AsyncEngine, symbol: str, metric: str, *, since: datetime | None = None
+    db: AsyncEngine,
+    symbol: str,
+    metric: str,
+    *,
+    since: datetime | None = None,
+    newest: int | None = None,
 ) -> list[HistoryPoint]:
-    """Every stored value of `metric` of `symbol` (since `since`), oldest first."""
-    stmt = select(*columns(observations, HistoryPoint)).where(
-        observations.c.symbol == symbol.upper(), observations.c.metric == metric
-    )
+    """The stored values of `metric` of `symbol` (since `since`), oldest first: every one,
+    or only the `newest` that many (read newest first on the index, then reversed). For
+    every value of a long history, page with `coinharvest.storage.paging.history_page`."""
+    col = observations.c
+    stmt = select(*columns(observations, HistoryPoint))
+    stmt = stmt.where(col.symbol == symbol.upper(), col.metric == metric)
     if since is not None:
-        stmt = stmt.where(observations.c.observed_at >= since)
-    stmt = stmt.order_by(observations.c.observed_at, observations.c.id)
+        stmt = stmt.where(col.observed_at >= since)
+    if newest is None:
+        stmt = stmt.order_by(col.observed_at, col.id)
+    else:
+        stmt = stmt.order_by(col.observed_at.desc(), col.id.desc()).limit(newest)
     with translate(f"cannot read history of {symbol} {metric}"):
         async with db.connect() as conn:
-            return [build_row(HistoryPoint, r) for r in await conn.execute(stmt)]
+            points = [build_row(HistoryPoint, r) for r in await conn.execute(stmt)]
+    return points if newest is None else points[::-1]
 
 
 async def export_rows(
