@@ -427,3 +427,14 @@ async def test_trusted_hosts_setting_adds_names_to_the_bind_address(db: AsyncEng
         ]:
             response = await c.get("/health", headers={"Host": host})
             assert response.status_code == status, host
+
+
+async def test_docs_page_loads_its_files_from_here(api: httpx.AsyncClient) -> None:
+    """Swagger UI's script, style and icon are served by the service (no CDN)."""
+    page = await api.get("/docs")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    assert "https:" not in page.headers["content-security-policy"]
+    for asset in assets:
+        response = await api.get(asset)
+        assert response.status_code == 200 and len(response.content) > 1000, asset
