@@ -10,8 +10,9 @@ min/max pairs would draw two points per bucket at invented times. A spike shorte
 bucket can be missed: ask for more points or a shorter period to see it.
 
 The database does the work: one range scan of ``ix_observations_symbol_metric_observed_at``
-and a window (``row_number() OVER (PARTITION BY bucket ...)``), on SQLite and PostgreSQL
-alike; only the kept points reach Python.
+in time order and a window (``lead(bucket) OVER (ORDER BY observed_at, id)``: a row is kept
+when the next is in another bucket), on SQLite and PostgreSQL alike, no sort; only the kept
+points reach Python.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, cast, extract, func, literal, select
+from sqlalchemy import BigInteger, Integer, cast, extract, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.storage.failures import translate
@@ -56,21 +57,24 @@ def _epoch_seconds(dialect: str) -> Any:
 
 
 def _last_per_bucket(series: Any, bucket: Any, since: datetime, until: datetime) -> Any:
-    """The newest row of each bucket of `series` in ``[since, until)``, oldest first, with
-    ``n``: how many rows its bucket held."""
+    """The last row of each bucket of `series` in ``[since, until)``, oldest first, with
+    ``rn``: its position among all the rows. One pass in index order: a row is the last of
+    its bucket when the next row (``lead``) is in another bucket or there is none."""
     col = observations.c
-    order = (col.observed_at.desc(), col.id.desc())
+    order = (col.observed_at, col.id)
     inner = (
         select(
             *columns(observations, HistoryPoint),
             col.id,
-            func.row_number().over(partition_by=bucket, order_by=order).label("rn"),
-            func.count().over(partition_by=bucket).label("n"),
+            bucket.label("b"),
+            func.lead(bucket).over(order_by=order).label("next_b"),
+            func.row_number().over(order_by=order).label("rn"),
         )
         .where(*series, col.observed_at >= since, col.observed_at < until)
         .subquery()
     )
-    return select(inner).where(inner.c.rn == 1).order_by(inner.c.observed_at, inner.c.id)
+    last = or_(inner.c.next_b.is_(None), inner.c.next_b != inner.c.b)
+    return select(inner).where(last).order_by(inner.c.observed_at, inner.c.id)
 
 
 async def downsample(
@@ -103,4 +107,5 @@ async def downsample(
             stmt = _last_per_bucket(series, bucket, since, until)
             rows = list(await conn.execute(stmt))
     points = [build_row(HistoryPoint, r) for r in rows]
-    return Downsampled(points, bucket_s, any(r.n > 1 for r in rows))
+    # the last row kept is the last row of the period: its position is the count of rows
+    return Downsampled(points, bucket_s, bool(rows) and rows[-1].rn > len(rows))
