@@ -118,7 +118,7 @@ def _money(value: float, digits: str) -> str:
 
 
 def _price(v: float) -> str:
-    if v >= 1 or v == 0:
+    if v >= 0.995 or v == 0:  # 0.995 and up round to $1.00: cents, not 4 digits
         return f"{v:,.2f}"
     text = _significant(v, 4)  # at least cents: 0.5 -> 0.50
     return text + "0" * max(0, 4 - len(text))
@@ -128,10 +128,14 @@ def _amount(v: float, exact: bool) -> str:
     if v < 1000:
         return _price(v)
     if not exact:
-        for size, suffix in _LARGE:
+        for i, (size, suffix) in enumerate(_LARGE):
             if v >= size:
                 mantissa = v / size
-                return f"{mantissa:,.{2 if mantissa < 100 else 1}f}{suffix}"
+                text = f"{mantissa:,.{2 if round(mantissa, 2) < 100 else 1}f}"
+                if float(text.replace(",", "")) >= 1000 and i > 0:  # 999.96M -> 1.00B
+                    bigger, big_suffix = _LARGE[i - 1]
+                    return f"{v / bigger:,.2f}{big_suffix}"
+                return f"{text}{suffix}"
     return f"{v:,.0f}"
 
 

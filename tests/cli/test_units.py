@@ -41,3 +41,17 @@ def test_unknown_metrics_fall_back_on_their_suffix() -> None:
     assert kind_of("difficulty") is Kind.NUMBER
     assert kind_of("price_usd") is Kind.USD_PRICE  # the table wins over the suffix
     assert {kind_of(m) for m in METRIC_KINDS} == set(Kind)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "shown"),
+    [
+        ("price_usd", 0.99999, "$1.00"),  # was "$1000": 4 digits rounded up, then padded
+        ("price_usd", 0.994, "$0.994"),
+        ("market_cap_usd", 999_960_000, "$1.00B"),  # not "$1,000.0M"
+        ("market_cap_usd", 99_999_000_000, "$100.0B"),  # not "$100.00B"
+        ("market_cap_usd", 99_994_000_000, "$99.99B"),
+    ],
+)
+def test_rounding_at_the_edges_picks_the_right_unit(metric: str, value: float, shown: str) -> None:
+    assert show(metric, value) == shown
