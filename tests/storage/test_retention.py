@@ -3,15 +3,18 @@ of each (coin, metric) stays; job events outlive a short retention (quotas). Fix
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from serieskit import T0, fill_run, secs
 from sqlalchemy import event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coinharvest.storage import open_database
 from coinharvest.storage.queries import latest_values
-from coinharvest.storage.retention import Pruned, prune
+from coinharvest.storage.retention import Pruned, prune, prune_after_run
 from coinharvest.storage.schema import coin_results, job_events, observations
 
 DAY = timedelta(days=1)
@@ -78,3 +81,22 @@ async def test_job_events_stay_for_the_quota_month(db_url: str) -> None:
         assert await count(db, job_events) == 31
     finally:
         await db.dispose()
+
+
+async def test_prune_after_run_is_off_at_0_and_never_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="coinharvest.storage.retention")
+    db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    try:
+        await fill(db)  # 2025: older than 30 days whenever this runs
+        assert await prune_after_run(db, 0) is None
+        pruned = await prune_after_run(db, 30)
+        assert pruned == Pruned(observations=249, coin_results=9, job_events=31)
+        assert "pruned 249 observations" in caplog.text
+    finally:
+        await db.dispose()
+    broken = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
+    assert await prune_after_run(broken, 30) is None  # logged, not raised
+    assert "pruning data older than 30 days failed" in caplog.text
+    await broken.dispose()
