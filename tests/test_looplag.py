@@ -56,3 +56,23 @@ def test_client_lag_taken_off_keeps_the_limit() -> None:
 
 def test_without_it_the_same_lag_reads_as_upstream_queueing() -> None:
     assert _run_windows(client_lag=0.0) < 8
+
+
+def test_an_overshooting_lag_estimate_cannot_zero_the_no_load_time() -> None:
+    """A lag estimate larger than the response times (review: 25 ms against 20 ms answers)
+    must not record a no-load time of 0, which would read every request as queued and hold
+    the limit at 1; a genuinely slower upstream must still be seen."""
+    limiter = SourceLimiter("s", SourceLimits(max_concurrency=8), clock=lambda: 0.0)
+    adaptation = SourceAdaptation(limiter)
+    now, caps = 0.0, []
+    for i in range(12):
+        rtt, lag = (0.02, 0.025) if i < 3 else (0.03, 0.0)
+        sent = [(now, adaptation.started(now)) for _ in range(8)]
+        now += rtt
+        for started_at, window in sent:
+            adaptation.observe(now, started_at, 8, object(), window, lag)
+        caps.append(limiter.cap)
+        now += 0.5
+    assert adaptation.concurrency.no_load_rtt() is not None
+    assert adaptation.concurrency.no_load_rtt() > 0  # type: ignore[operator]
+    assert min(caps[4:]) >= 3, caps

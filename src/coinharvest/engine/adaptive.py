@@ -93,10 +93,14 @@ class SourceAdaptation:
         at `now` with `outcome`: an answer, or the `SourceError` that ended it.
 
         `client_lag`: how late this process's own loop is running callbacks
-        (engine/looplag.py); taken off the response time, which measures the upstream.
+        (engine/looplag.py); taken off the response time, which measures the upstream, but
+        never more than half of it: the estimate is a moving mean that can overshoot (a
+        stall, the answer's own processing), and a response time cut to ~0 would hide real
+        queueing or record a no-load time of 0 (then every request reads as queued).
         """
         if not isinstance(outcome, BaseException):
-            rtt = max(0.0, now - started_at - client_lag)
+            rtt = now - started_at
+            rtt -= min(client_lag, 0.5 * rtt)
             self.concurrency.answered(now, rtt, in_flight, window)
             self.rate.answered(now)
             self._apply(now, "after quiet answers")
