@@ -16,6 +16,7 @@ from coinharvest import influx
 from coinharvest.config import load_settings
 from coinharvest.demo import run_demo
 from coinharvest.engine.hooks import MemorySink
+from coinharvest.errors import OutputError
 from coinharvest.influx import InfluxSink, escape_key, escape_measurement, lines, timestamp_ns
 from coinharvest.models import (
     Coin,
@@ -263,6 +264,23 @@ async def test_a_broken_pipe_stops_the_output_once_and_the_run_goes_on(
     assert sink.closed and inner.calls == ["BTC", "ETH"]
     warnings = [r.getMessage() for r in caplog.records if r.name == "coinharvest.influx"]
     assert warnings == ["line protocol output stopped: [Errno 32] Broken pipe"]
+
+
+async def test_a_full_disk_fails_the_command_after_the_run_not_the_store() -> None:
+    """ENOSPC/EIO are not a reader that went away: the store still gets every coin, the
+    error is kept and raised as `OutputError` when the run is over (exit status 2; found by
+    review: `demo --output influx >/dev/full` blamed the store 11 times and exited 0)."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    inner = Inner()
+    full = pytest.raises(OutputError, match="No space left on device")
+    with full, influx.influx_output(inner, Full()) as sink:
+        for symbol in ("BTC", "ETH"):
+            await sink.coin_completed("r1", coin_result(symbol, obs(symbol=symbol)))
+    assert inner.calls == ["BTC", "ETH"]
 
 
 # --------------------------------------------------------------------------- real data

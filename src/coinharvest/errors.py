@@ -27,6 +27,7 @@ __all__ = [
     "ClientError",
     "CoinharvestError",
     "ConfigError",
+    "OutputError",
     "PermanentError",
     "RateLimited",
     "SourceError",
@@ -46,6 +47,10 @@ class ConfigError(CoinharvestError):
 
 class StoreError(CoinharvestError):
     """The store could not save or read."""
+
+
+class OutputError(CoinharvestError):
+    """A command's output stream failed (not a reader that went away: a full disk, EIO)."""
 
 
 class SourceError(CoinharvestError):

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import IO, Protocol
 
 from coinharvest.engine.hooks import ResultSink
+from coinharvest.errors import OutputError
 from coinharvest.logs import get_logger
 from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 
@@ -194,7 +195,10 @@ def _write_block(block: Sequence[ObservationLike], stream: IO[str]) -> int:
 @contextmanager
 def influx_output(inner: ResultSink, stream: IO[str] | None = None) -> Iterator[ResultSink]:
     """`inner`, wrapped to write every completed coin's points to `stream` (default: stdout)."""
-    yield InfluxSink(inner, sys.stdout if stream is None else stream)
+    sink = InfluxSink(inner, sys.stdout if stream is None else stream)
+    yield sink
+    if sink.failure is not None:
+        raise OutputError(f"line protocol output failed: {sink.failure}")
 
 
 class InfluxSink:
@@ -203,12 +207,17 @@ class InfluxSink:
     The points are written even when `inner` raised (its error then goes on to the engine,
     which counts it): what was collected still reaches Telegraf. When the reader has gone
     (a broken pipe), one warning is logged and nothing more is written; the run goes on.
+    Any other write error (a full disk, EIO) is logged once, stops the output and is kept in
+    `failure`: `influx_output` raises `OutputError` when the run is over (the store has every
+    coin; the command exits with status 2). A coin whose names line protocol cannot hold is
+    skipped with a warning.
     """
 
     def __init__(self, inner: ResultSink, stream: IO[str]) -> None:
         self.inner = inner
         self.stream = stream
         self.closed = False
+        self.failure: OSError | None = None
 
     async def run_started(
         self, run_id: str, trigger: str, started_at: datetime, coins: Sequence[Coin]
@@ -225,14 +234,21 @@ class InfluxSink:
         try:
             await self.inner.coin_completed(run_id, result)
         finally:
-            self._write(lines(result.observations))
+            self._write(result)
 
     async def run_finished(self, summary: RunSummary) -> None:
         """Pass on."""
         await self.inner.run_finished(summary)
 
-    def _write(self, points: list[str]) -> None:
-        if self.closed or not points:
+    def _write(self, result: CoinResult) -> None:
+        if self.closed:
+            return
+        try:
+            points = lines(result.observations)
+        except ValueError as exc:
+            log.warning("%s: not written as line protocol: %s", result.symbol, exc)
+            return
+        if not points:
             return
         try:
             self.stream.write("".join(f"{p}\n" for p in points))
@@ -240,6 +256,10 @@ class InfluxSink:
         except (BrokenPipeError, ValueError) as exc:  # ValueError: the stream was closed
             self.closed = True
             log.warning("line protocol output stopped: %s", exc)
+            _silence(self.stream)
+        except OSError as exc:
+            self.closed, self.failure = True, exc
+            log.error("line protocol output failed: %s", exc)
             _silence(self.stream)
 
 

@@ -20,7 +20,7 @@ from coinharvest.cli.console import err, out, print_error
 from coinharvest.cli.lazy import lazy_command
 from coinharvest.cli.lazy import run as run_async
 from coinharvest.cli.startup import settings_and_logging
-from coinharvest.errors import ConfigError, StoreError
+from coinharvest.errors import ConfigError, OutputError, StoreError
 
 if TYPE_CHECKING:
     from coinharvest.collect import SinkDecorator
@@ -303,6 +303,6 @@ def main() -> None:
         return
     try:
         app()
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, OutputError, StoreError) as exc:
         print_error(str(exc))
         sys.exit(2)
