@@ -14,10 +14,14 @@ if [ -z "${DATABASE_URL:-}" ] && [ -n "${COINHARVEST_DB:-}" ]; then
 fi
 
 # `docker run IMAGE collect ...` is short for `docker run IMAGE coinharvest collect ...`;
-# any other program on PATH (python, sh) runs as it is.
+# any other program (python, sh, a path) runs as it is. coinharvest's own commands are
+# listed: `command -v` also finds shell builtins (`export`), which `exec` cannot run.
 case "${1:-}" in
     "") set -- coinharvest run ;;
     -*) set -- coinharvest "$@" ;;
+    coins|collect|db|demo|emulator|export|history|latest|limits|run|runs|serve|sources|\
+    verify|version)
+        set -- coinharvest "$@" ;;
     *) command -v -- "$1" >/dev/null 2>&1 || set -- coinharvest "$@" ;;
 esac
 exec "$@"

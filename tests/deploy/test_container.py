@@ -106,6 +106,8 @@ def _stub_path(tmp_path: Path) -> dict[str, str]:
         (["coinharvest", "run"], "coinharvest run"),
         (["collect", "--json"], "coinharvest collect --json"),
         (["--help"], "coinharvest --help"),
+        # A shell builtin of the same name must not win (`exec export` fails; review).
+        (["export", "--format", "influx"], "coinharvest export --format influx"),
     ],
 )
 def test_the_entrypoint_execs_coinharvest(tmp_path: Path, args: list[str], runs: str) -> None:
@@ -272,3 +274,17 @@ def test_the_image_builds_and_runs_coinharvest_version() -> None:
     assert ran.returncode == 0 and "coinharvest" in ran.stdout, ran.stderr
     user = _run([engine, "run", "--rm", "--entrypoint", "id", tag, "-u"])
     assert user.stdout.strip() not in ("", "0")
+
+
+def test_the_entrypoint_knows_every_command_of_the_cli() -> None:
+    """The entry point lists coinharvest's commands (so builtins never shadow them): the
+    list must follow the CLI."""
+    from coinharvest.cli.main import app
+
+    typer_click = pytest.importorskip("typer.main")
+    group = typer_click.get_command(app)
+    commands = set(group.commands)  # type: ignore[attr-defined]
+    text = ENTRYPOINT.read_text()
+    listed = set(text.split("coins|", 1)[1].split(")", 1)[0].replace("\\\n", "").split("|"))
+    listed = {c.strip() for c in listed} | {"coins"}
+    assert commands == listed
