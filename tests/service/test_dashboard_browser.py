@@ -255,6 +255,9 @@ async def test_rate_limits_on_the_timeline_a_phone_and_a_lost_api(tmp_path: Path
             found["mark_box"] = await marks.first.bounding_box()
             found["legend"] = await page.locator("[data-testid=timeline-legend]").inner_text()
             found["scroll_width"] = await page.evaluate("document.documentElement.scrollWidth")
+            found["durations"] = await page.evaluate(
+                "[59.6, 119.6, 7199, 172700].map(fmtSeconds)"
+            )  # rounded to the unit first (review: "1 min 60 s", "1 h 60 min", "1 d 24 h")
             await page.screenshot(path=str(phone_shot), full_page=True)
             # the API goes away: the data greys out and says how old it is; then it is back
             fail = lambda route: route.abort()  # noqa: E731
@@ -291,6 +294,7 @@ async def test_rate_limits_on_the_timeline_a_phone_and_a_lost_api(tmp_path: Path
     assert found["mark_box"] is not None and found["mark_box"]["width"] >= 6, found["mark_box"]
     assert "429" in found["legend"] and "failed" in found["legend"]
     assert found["scroll_width"] <= 390, found["scroll_width"]
+    assert found["durations"] == ["1 min", "2 min", "2 h", "2 d"]
     assert re.fullmatch(r"API unreachable · last update \d+ s ago", found["stale"]), found
     assert found["fresh"].startswith("updated "), found
     assert len(found["refused"]) == 1 and "since=1h" in found["fallback"], found

@@ -77,7 +77,13 @@ async function getJSON(url) {
     clearTimeout(timer);
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok && response.status !== 503) {
+  // /health answers 503 with its body when the scheduler or the database is down: that is
+  // news to show. Elsewhere 502/503/504 (a proxy, the database down) mean no fresh data.
+  if (response.status === 503 && url === "/health") return body;
+  if ([502, 503, 504].includes(response.status)) {
+    throw Object.assign(new Error(`${url}: HTTP ${response.status}`), { unreachable: true, status: response.status });
+  }
+  if (!response.ok) {
     throw Object.assign(new Error(body.error || `${url}: HTTP ${response.status}`), { status: response.status });
   }
   return body;
@@ -127,18 +133,21 @@ function fmtSeconds(seconds) {
   const sign = seconds < 0 ? "-" : "";
   const s = Math.abs(seconds);
   if (s < 1) return `${sign}${s.toFixed(2)} s`;
-  if (s < 10) return `${sign}${s.toFixed(1)} s`;
-  if (s < 60) return `${sign}${Math.round(s)} s`;
-  if (s < 600) {
-    const m = Math.floor(s / 60), rest = Math.round(s - m * 60);
+  if (s < 9.95) return `${sign}${s.toFixed(1)} s`;
+  // Round to the unit shown first, then split: 119.6 s is "2 min", never "1 min 60 s".
+  const secs = Math.round(s);
+  if (secs < 60) return `${sign}${secs} s`;
+  if (secs < 600) {
+    const m = Math.floor(secs / 60), rest = secs % 60;
     return rest ? `${sign}${m} min ${rest} s` : `${sign}${m} min`;
   }
-  if (s < 3600) return `${sign}${Math.round(s / 60)} min`;
-  if (s < 86400) {
-    const h = Math.floor(s / 3600), m = Math.round((s - h * 3600) / 60);
+  const mins = Math.round(s / 60);
+  if (mins < 60) return `${sign}${mins} min`;
+  if (mins < 1440) {
+    const h = Math.floor(mins / 60), m = mins % 60;
     return m ? `${sign}${h} h ${m} min` : `${sign}${h} h`;
   }
-  const d = Math.floor(s / 86400), h = Math.round((s - d * 86400) / 3600);
+  const hours = Math.round(s / 3600), d = Math.floor(hours / 24), h = hours % 24;
   return h ? `${sign}${d} d ${h} h` : `${sign}${d} d`;
 }
 
@@ -676,7 +685,9 @@ async function refresh() {
       getJSON("/health"), getJSON("/api/coins"), getJSON("/api/latest"), getJSON("/api/runs?limit=25"),
       getJSON("/api/limits"),
     ]);
-    markReachable(true);
+    if (!Array.isArray(coins.coins) || !Array.isArray(latest.values) || !Array.isArray(runs.runs)) {
+      throw new Error("the API answered without the expected data");
+    }
     renderHealth(health);
     renderLimits(limits);
     state.coins = coins.coins;
@@ -684,6 +695,7 @@ async function refresh() {
     renderCoins();
     renderRuns(runs.runs);
     fillSelectors();
+    markReachable(true);  // only once the answers were usable
     const chosen = runs.runs.find((r) => r.run_id === state.run) || runs.runs.find((r) => r.status !== "running") || runs.runs[0];
     const onlyUnreachable = (error) => { if (error.unreachable) throw error; };
     await Promise.all([chosen ? selectRun(chosen.run_id).catch(onlyUnreachable) : null, loadHistory().catch(onlyUnreachable)]);
