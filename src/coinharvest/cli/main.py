@@ -100,9 +100,13 @@ def _exit_code(summary: RunSummary) -> int:
     return 2 if summary.coins_ok == 0 else 1
 
 
-def _progress() -> SinkDecorator | None:
-    """A progress bar on stderr when stdout is a terminal, else nothing (log lines)."""
-    if not out.is_terminal:
+def _progress(settings: Settings) -> SinkDecorator | None:
+    """A progress bar on stderr when stdout is a terminal, else nothing (log lines).
+
+    Not with ``LOG_FORMAT=json``: Rich's live display reprints stderr lines wrapped at the
+    terminal's width, which would split JSON records.
+    """
+    if not out.is_terminal or settings.log_format == "json":
         return None
     from coinharvest.cli.progress import progress_bar
 
@@ -123,7 +127,8 @@ def collect(coins_file: CoinsOption = None, output: OutputOption = Output.TABLE)
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    summary = run_async(collect_once(settings, coins, decorate=decorator(output, _progress)))
+    decorate = decorator(output, functools.partial(_progress, settings))
+    summary = run_async(collect_once(settings, coins, decorate=decorate))
     console = console_for(output)
     console.print(_summary_table(summary))
     console.print(stored_in(settings), markup=False, highlight=False, soft_wrap=True)
@@ -144,7 +149,8 @@ def demo(coins_file: CoinsOption = None, output: OutputOption = Output.TABLE) ->
 
     settings = _settings()
     coins = _coins(settings, coins_file)
-    result = run_async(run_demo(settings, coins, decorate=decorator(output, _progress)))
+    decorate = decorator(output, functools.partial(_progress, settings))
+    result = run_async(run_demo(settings, coins, decorate=decorate))
     console = console_for(output)
     console.print(_summary_table(result.summary))
     console.print(stored_in(settings), markup=False, highlight=False, soft_wrap=True)
