@@ -199,3 +199,13 @@ def test_records_do_not_reach_the_root_logger(caplog: pytest.LogCaptureFixture) 
     setup_logging(stream=io.StringIO())
     get_logger("engine").info("not twice")
     assert "not twice" not in caplog.text
+
+
+def test_stack_info_is_kept_in_both_formats() -> None:
+    for fmt in ("text", "json"):
+        stream = io.StringIO()
+        setup_logging(stream=stream, fmt=fmt)  # type: ignore[arg-type]
+        get_logger("engine").info("where am I", stack_info=True)
+        assert "Stack (most recent call last)" in stream.getvalue(), fmt
+        if fmt == "json":
+            assert len(stream.getvalue().splitlines()) == 1

@@ -14,7 +14,8 @@ JSON (``LOG_FORMAT=json``), one object per line, keys in this order::
     {"ts": "2026-11-30T10:00:01.123Z", "level": "info", "logger": "engine",
      "msg": "ETH Success in 1500ms"}
 
-plus ``"exc"`` (the formatted traceback) when the record carries an exception. JSON never has
+plus ``"exc"`` (the formatted traceback) when the record carries an exception and
+``"stack"`` for ``stack_info=True``. JSON never has
 the emoji. The timestamp format is the one the CLI's ``--json`` output and the API use.
 
 Both formatters are cheap: a record costs one ``getMessage`` and an f-string (the date part is
@@ -88,6 +89,8 @@ class TextFormatter(logging.Formatter):
         line = f"{head} {namespace} {message}" if namespace else f"{head} {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
         return line
 
 
@@ -108,6 +111,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
