@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +135,18 @@ def test_names_are_read_from_promql_as_prometheus_would() -> None:
     names = queryable_names(text)
     assert {"h_seconds_bucket", "h_seconds_sum", "h_seconds_count", "c_total", "g"} <= names
     assert "h_seconds" not in names and "c" not in names
+
+
+def test_every_query_is_valid_promql() -> None:
+    """Parsed by a real PromQL parser (promql-parser: the Rust port of Prometheus's parser),
+    since promtool is not installed here. Grafana's variables are substituted first."""
+    import promql_parser  # type: ignore[import-untyped]  # a test dependency (pyproject)
+
+    grafana = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
+    for query in [*dashboard_queries(), *(rule["expr"] for rule in alert_rules())]:
+        # Grafana's label_values(selector, label) is not PromQL: its selector is.
+        text = re.sub(r"^label_values\((.*?)(,\s*\w+)?\)$", r"\1", query.strip())
+        for variable, value in grafana.items():
+            text = text.replace(variable, value)
+        text = re.sub(r"\$\{?(\w+)(:\w+)?\}?", "x", text)  # template variables: a label value
+        promql_parser.parse(text)

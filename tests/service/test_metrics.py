@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import coinharvest
+from coinharvest.coins import load_coins
 from coinharvest.engine import Engine
 from coinharvest.models import Coin, CoinResult, CoinStatus, RunStatus, RunSummary
 from coinharvest.service.metrics import Metrics, request_labels
@@ -180,10 +182,11 @@ def test_removed_coins_lose_their_series() -> None:
     parsed = samples(m.exposition().decode())
     symbols = {dict(labels)["symbol"] for (n, labels) in parsed if n == name}
     assert symbols == {"BTC", "XNO"}, "ETH was removed from the coins file"
-    assert parsed[(name, frozenset({("symbol", "XNO")}))] == 0
-    configured.append(_coin("ETH"))  # back again: starts over at 0
+    # Added after start: stamped "now" (not stale before it had its chance).
+    assert parsed[(name, frozenset({("symbol", "XNO")}))] == 5.0
+    configured.append(_coin("ETH"))  # back again: starts over, at "now"
     read()
-    assert m.registry.get_sample_value(name, {"symbol": "ETH"}) == 0
+    assert m.registry.get_sample_value(name, {"symbol": "ETH"}) == 5.0
 
 
 def _coin(symbol: str) -> Coin:
@@ -200,3 +203,31 @@ async def test_the_scheduler_reads_the_coins_through_the_metrics() -> None:
     name = "coinharvest_coin_last_success_timestamp_seconds"
     assert m.registry.get_sample_value(name, {"symbol": "OLD"}) is None
     assert m.registry.get_sample_value(name, {"symbol": "AAA"}) is not None
+
+
+async def test_a_restarted_service_starts_its_last_success_gauges_from_the_database(
+    filled: Filled, db: AsyncEngine
+) -> None:
+    """A restart must not reset staleness to "unknown" (0), or a crash loop would never
+    alert (found by review): the gauges start from the database's last successes."""
+    from coinharvest.service.app import _seed_metrics
+
+    registry = CollectorRegistry()
+    symbols = [c.symbol for c in load_coins()]
+    metrics = Metrics(["coingecko"], [*symbols, "NEW"], registry=registry)
+    await _seed_metrics(metrics, db)
+    get = registry.get_sample_value
+    last_run = max(s.started_at for s in filled.summaries).timestamp()
+    assert get("coinharvest_last_successful_run_timestamp_seconds") >= last_run  # type: ignore[operator]
+    for symbol in symbols:
+        assert get("coinharvest_coin_last_success_timestamp_seconds", {"symbol": symbol}) > 0  # type: ignore[operator]
+    assert get("coinharvest_coin_last_success_timestamp_seconds", {"symbol": "NEW"}) == 0
+
+
+def test_a_coin_added_later_starts_at_now_not_at_zero() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics([], ["BTC"], registry=registry, clock=lambda: 500.0)
+    metrics.set_coins(["BTC", "ETH"])
+    get = registry.get_sample_value
+    assert get("coinharvest_coin_last_success_timestamp_seconds", {"symbol": "BTC"}) == 0
+    assert get("coinharvest_coin_last_success_timestamp_seconds", {"symbol": "ETH"}) == 500

@@ -200,6 +200,7 @@ async def run_service(
     store = await open_store(settings)
     sources = build_sources(settings, names=names)
     metrics = Metrics(sorted(sources), [c.symbol for c in coins()])
+    await _seed_metrics(metrics, store.engine)
     tracker = RunTracker(store, _pruner(store.engine, settings.retention_days))
     engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
     try:
@@ -219,6 +220,17 @@ async def run_service(
     finally:
         await close_sources(sources.values())
         await store.aclose()
+
+
+async def _seed_metrics(metrics: Metrics, db: AsyncEngine) -> None:
+    """Last-success gauges from the database, so a restart does not reset them to 0."""
+    from coinharvest.storage.queries import success_times
+
+    last_run, coins = await success_times(db)
+    metrics.seed(
+        last_run.timestamp() if last_run is not None else None,
+        {symbol: at.timestamp() for symbol, at in coins.items()},
+    )
 
 
 def _pruner(db: AsyncEngine, retention_days: int) -> Callable[[], Awaitable[object]]:

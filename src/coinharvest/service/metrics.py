@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, get_args
 
 from prometheus_client import (
@@ -159,6 +159,7 @@ class Metrics:
         _add_process_collectors(self.registry)
         self._precreate(list(sources))
         self.set_coins(symbols)
+        self._started = True  # from now on a coin added to the file starts at "now"
 
     def _define(self, r: CollectorRegistry) -> None:
         p = PREFIX
@@ -249,14 +250,28 @@ class Metrics:
     # ----------------------------------------------------------------- configured coins
 
     def set_coins(self, symbols: Iterable[str]) -> None:
-        """The coins configured now: a new one's last-success series starts at 0, a removed
-        one's series is dropped (it no longer appears in the exposition)."""
+        """The coins configured now: a removed one's series is dropped (it no longer appears
+        in the exposition); a new one's last-success series starts at 0 when the service
+        starts (`seed` then sets what the database remembers) and at "now" when the coin is
+        added later (it is not stale before it had its chance)."""
         wanted = set(symbols)
         for gone in self._symbols - wanted:
             self.last_success.remove(gone)
         for new in wanted - self._symbols:
-            self.last_success.labels(new)
+            child = self.last_success.labels(new)
+            if getattr(self, "_started", False):
+                child.set(self.clock())
         self._symbols = wanted
+
+    def seed(self, last_run: float | None, coins: Mapping[str, float]) -> None:
+        """Start the last-success gauges from the database (Unix seconds): the last
+        successful run, and each configured coin's last ``ok``. A restarted process then
+        reports how stale the data really is, and a crash loop cannot hide it."""
+        if last_run is not None:
+            self.last_good_run.set(last_run)
+        for symbol, at in coins.items():
+            if symbol in self._symbols:
+                self.last_success.labels(symbol).set(at)
 
     def follow_coins(self, coins: Callable[[], Sequence[Coin]]) -> Callable[[], Sequence[Coin]]:
         """`coins`, calling `set_coins` with what it returns each time (give the scheduler

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.storage.failures import translate
@@ -38,6 +38,7 @@ __all__ = [
     "latest_values",
     "list_runs",
     "run_detail",
+    "success_times",
     "why_no_history",
 ]
 
@@ -175,6 +176,24 @@ async def list_runs(db: AsyncEngine, *, limit: int = 20) -> list[RunRow]:
     with translate("cannot read runs"):
         async with db.connect() as conn:
             return [build_row(RunRow, r) for r in await conn.execute(stmt)]
+
+
+async def success_times(db: AsyncEngine) -> tuple[datetime | None, dict[str, datetime]]:
+    """When the last run that collected anything (completed or partial) finished, and each
+    coin's last ``ok`` result (for the service's last-success gauges at start-up)."""
+    last_run = select(func.max(runs.c.finished_at)).where(
+        runs.c.status.in_(("completed", "partial"))
+    )
+    per_coin = (
+        select(coin_results.c.symbol, func.max(coin_results.c.stored_at))
+        .where(coin_results.c.status == "ok")
+        .group_by(coin_results.c.symbol)
+    )
+    with translate("cannot read the last successes"):
+        async with db.connect() as conn:
+            run_at = (await conn.execute(last_run)).scalar()
+            coins = {symbol: at for symbol, at in await conn.execute(per_coin) if at is not None}
+    return run_at, coins
 
 
 async def run_detail(db: AsyncEngine, run_id: str) -> RunDetail | None:
