@@ -36,9 +36,9 @@ async def fill_run(
     jobs: int = 1,
 ) -> None:
     """A finished run started `at` with `points` of one metric (one source per point)."""
-    run = {"run_id": run_id, "trigger": "test", "status": "ok", "started_at": at}
+    run: dict[str, object] = {"run_id": run_id, "trigger": "test", "status": "ok", "started_at": at}
     run |= {"finished_at": at, "coins_total": 1, "error": None}
-    coin = {"run_id": run_id, "symbol": symbol, "name": symbol, "status": "ok"}
+    coin: dict[str, object] = {"run_id": run_id, "symbol": symbol, "name": symbol, "status": "ok"}
     coin |= {"started_at": at, "duration_s": 0.1, "attempts": 1, "sources": "s"}
     coin |= {"observation_count": len(points), "stored_at": at}
     obs = [

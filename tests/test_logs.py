@@ -204,7 +204,7 @@ def test_records_do_not_reach_the_root_logger(caplog: pytest.LogCaptureFixture) 
 def test_stack_info_is_kept_in_both_formats() -> None:
     for fmt in ("text", "json"):
         stream = io.StringIO()
-        setup_logging(stream=stream, fmt=fmt)  # type: ignore[arg-type]
+        setup_logging(stream=stream, fmt=fmt)
         get_logger("engine").info("where am I", stack_info=True)
         assert "Stack (most recent call last)" in stream.getvalue(), fmt
         if fmt == "json":

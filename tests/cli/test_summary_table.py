@@ -26,7 +26,7 @@ def _summary(n: int, failed: set[int]) -> RunSummary:
         for i in range(n)
     ]
     return RunSummary(
-        "run-1", "manual", RunStatus.PARTIAL if failed else RunStatus.OK,
+        "run-1", "manual", RunStatus.PARTIAL if failed else RunStatus.COMPLETED,
         datetime(2026, 1, 1, tzinfo=UTC), 1.0, n, n - len(failed), len(failed), 0, 4, 0, 0, 3,
         results=results,
     )  # fmt: skip

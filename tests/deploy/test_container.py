@@ -283,7 +283,7 @@ def test_the_entrypoint_knows_every_command_of_the_cli() -> None:
 
     typer_click = pytest.importorskip("typer.main")
     group = typer_click.get_command(app)
-    commands = set(group.commands)  # type: ignore[attr-defined]
+    commands = set(group.commands)
     text = ENTRYPOINT.read_text()
     listed = set(text.split("coins|", 1)[1].split(")", 1)[0].replace("\\\n", "").split("|"))
     listed = {c.strip() for c in listed} | {"coins"}

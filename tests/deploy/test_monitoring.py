@@ -140,7 +140,7 @@ def test_names_are_read_from_promql_as_prometheus_would() -> None:
 def test_every_query_is_valid_promql() -> None:
     """Parsed by a real PromQL parser (promql-parser: the Rust port of Prometheus's parser),
     since promtool is not installed here. Grafana's variables are substituted first."""
-    import promql_parser  # type: ignore[import-untyped]  # a test dependency (pyproject)
+    import promql_parser  # a test dependency (pyproject)
 
     grafana = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
     for query in [*dashboard_queries(), *(rule["expr"] for rule in alert_rules())]:
