@@ -199,8 +199,7 @@ async def run_service(
     names = {src for coin in coins() for chain in coin.chains for src in chain}
     store = await open_store(settings)
     sources = build_sources(settings, names=names)
-    metrics = Metrics(sorted(sources), [c.symbol for c in coins()])
-    await _seed_metrics(metrics, store.engine)
+    metrics = await _seeded_metrics(sorted(sources), [c.symbol for c in coins()], store.engine)
     tracker = RunTracker(store, _pruner(store.engine, settings.retention_days))
     engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
     try:
@@ -222,8 +221,16 @@ async def run_service(
         await store.aclose()
 
 
+async def _seeded_metrics(sources: list[str], symbols: list[str], db: AsyncEngine) -> Metrics:
+    """The service's metrics, their last-success gauges started from the database (so a
+    restart does not reset them to 0)."""
+    metrics = Metrics(sources, symbols)
+    await _seed_metrics(metrics, db)
+    return metrics
+
+
 async def _seed_metrics(metrics: Metrics, db: AsyncEngine) -> None:
-    """Last-success gauges from the database, so a restart does not reset them to 0."""
+    """Last-success gauges from the database (`queries.success_times`)."""
     from coinharvest.storage.queries import success_times
 
     last_run, coins = await success_times(db)
