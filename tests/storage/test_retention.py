@@ -89,14 +89,15 @@ async def test_prune_after_run_is_off_at_0_and_never_raises(
     caplog.set_level(logging.INFO, logger="coinharvest.storage.retention")
     db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
     try:
-        await fill(db)  # 2025: older than 30 days whenever this runs
-        assert await prune_after_run(db, 0) is None
-        pruned = await prune_after_run(db, 30)
+        await fill(db)
+        later = T0 + 60 * DAY  # a frozen "now": every filled day is over 30 (and 32) days old
+        assert await prune_after_run(db, 0, now=later) is None
+        pruned = await prune_after_run(db, 30, now=later)
         assert pruned == Pruned(observations=249, coin_results=9, job_events=31)
         assert "pruned 249 observations" in caplog.text
     finally:
         await db.dispose()
     broken = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
-    assert await prune_after_run(broken, 30) is None  # logged, not raised
+    assert await prune_after_run(broken, 30, now=T0) is None  # logged, not raised
     assert "pruning data older than 30 days failed" in caplog.text
     await broken.dispose()

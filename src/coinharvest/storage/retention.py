@@ -137,14 +137,17 @@ async def _delete_in_batches(db: AsyncEngine, table: Any, key: Any, where: Any, 
             return total
 
 
-async def prune_after_run(db: AsyncEngine, retention_days: int) -> Pruned | None:
-    """`prune` older than `retention_days` (the setting; 0: nothing, None). A failure is
-    logged, not raised: pruning never fails a run."""
+async def prune_after_run(
+    db: AsyncEngine, retention_days: int, *, now: datetime | None = None
+) -> Pruned | None:
+    """`prune` older than `retention_days` before `now` (default: the clock; 0 days:
+    nothing, None). A failure is logged, not raised: pruning never fails a run."""
     if retention_days <= 0:
         return None
-    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=retention_days)
     try:
-        pruned = await prune(db, cutoff)
+        pruned = await prune(db, cutoff, now=now)
     except Exception as exc:  # a run's outcome is already stored; pruning retries next time
         log.warning("pruning data older than %d days failed: %s", retention_days, exc)
         return None
