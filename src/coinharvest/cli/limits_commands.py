@@ -20,6 +20,7 @@ import typer
 
 from coinharvest.cli.console import out, print_error
 from coinharvest.cli.lazy import run as run_async
+from coinharvest.cli.startup import missing_database
 from coinharvest.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def reset(
     settings = load_settings()
     if source is not None:
         _check_source(settings, source)
-    missing = _missing_database(settings)
+    missing = missing_database(settings)
     if missing is not None:
         out.print(f"nothing to forget: no database at {missing}", soft_wrap=True)
         return
@@ -151,7 +152,7 @@ def _report(
             return await read_report(db, limits, keys, adaptive=adaptive, now=now)
 
     try:
-        missing = _missing_database(settings)
+        missing = missing_database(settings)
         if missing is None:
             return run_async(read()), None
         note = (
@@ -161,17 +162,6 @@ def _report(
     except (ConfigError, StoreError) as exc:
         note = f"Database not read ({exc}): learned limits and quota use unknown (–)."
     return build_report(limits, keys, adaptive=adaptive, now=now), note
-
-
-def _missing_database(settings: Settings) -> Path | None:
-    """The configured SQLite file when it does not exist (None: it does, or PostgreSQL).
-
-    :raises ConfigError: a bad ``DATABASE_URL``.
-    """
-    from coinharvest.storage.database import database_url, sqlite_path
-
-    path = sqlite_path(database_url(settings))
-    return path if path is not None and not path.exists() else None
 
 
 def _check_source(settings: Settings, source: str) -> None:

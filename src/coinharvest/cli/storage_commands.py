@@ -279,7 +279,7 @@ def _with_db(work: Callable[[AsyncEngine], Coroutine[Any, Any, T]], *, create: b
 def _database_settings(*, create: bool = False) -> Settings:
     """The settings; unless `create`, exit with status 2 (one line) when the configured
     SQLite file does not exist, so that reading creates nothing."""
-    from coinharvest.cli.limits_commands import _missing_database as missing_database
+    from coinharvest.cli.startup import missing_database
     from coinharvest.config import load_settings
 
     try:
