@@ -318,6 +318,7 @@ UPPER_BOUNDS = [
     ),
     ("BREAKER_FAILURES", "100", "101", "must be an integer from 1 to 100"),
     ("BREAKER_COOLOFF_SECONDS", "3600", "3601", "must be a number > 0 and ≤ 3600"),
+    ("LEADER_CHECK_SECONDS", "60", "61", "must be a number from 0.05 to 60"),
     ("MAX_COINGECKO_CONCURRENCY", "100", "101", SOURCE_CONCURRENCY),
     ("THREEXPL_MIN_INTERVAL_MS", "3600000", "3600001", MIN_INTERVAL),
     ("BLOCKCHAIR_RATE_LIMIT_PER_MINUTE", "100000", "100001", RATE),
@@ -344,7 +345,7 @@ NUMERIC_SETTINGS = sorted(
 
 
 def test_the_numeric_settings_are_all_found() -> None:
-    assert len(NUMERIC_SETTINGS) == 45, NUMERIC_SETTINGS  # 10 + 5 hardening + 6 × 5 per source
+    assert len(NUMERIC_SETTINGS) == 46, NUMERIC_SETTINGS  # 11 + 5 hardening + 6 × 5 per source
     assert {"MAX_RETRIES", "MAX_RESPONSE_BYTES", "NANO_BATCH_SIZE"} <= set(NUMERIC_SETTINGS)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, TypeAdapter, ValidationError
+from pydantic import PrivateAttr, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -40,10 +40,11 @@ from pydantic_settings import (
 
 from coinharvest.errors import ConfigError
 from coinharvest.models import SourceLimits
+from coinharvest.settings_sources import SourceFields
 from coinharvest.settings_types import (
-    ApiKey,
     BatchSize,
     BreakerFailures,
+    CheckSeconds,
     CoingeckoPlan,
     CooldownSeconds,
     CooloffSeconds,
@@ -153,7 +154,7 @@ class SourceOverrides:
         return replace(defaults, **changes)
 
 
-class Settings(BaseSettings):
+class Settings(SourceFields, BaseSettings):
     """Every setting, validated; build it with `load_settings` (injectable environment,
     one-line `ConfigError`). ``Settings()`` alone reads ``os.environ`` and ``./.env`` and
     raises pydantic's ValidationError."""
@@ -227,54 +228,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: GraceSeconds = 20.0
     #: Bearer token for ``POST /api/runs``; unset = that endpoint does not exist.
     coinharvest_api_token: Token | None = None
-
-    coingecko_api_key: ApiKey | None = None
-    coingecko_base_url: Url | None = None
-    max_coingecko_concurrency: SourceConcurrency | None = None
-    coingecko_min_interval_ms: MinIntervalMs | None = None
-    coingecko_rate_limit_per_minute: RatePerMinute | None = None
-    coingecko_batch_size: BatchSize | None = None
-    coingecko_quota_per_day: QuotaCount | None = None
-    coingecko_quota_per_month: QuotaCount | None = None
-
-    threexpl_api_key: ApiKey | None = None
-    threexpl_base_url: Url | None = None
-    max_threexpl_concurrency: SourceConcurrency | None = None
-    threexpl_min_interval_ms: MinIntervalMs | None = None
-    threexpl_rate_limit_per_minute: RatePerMinute | None = None
-    threexpl_batch_size: BatchSize | None = None
-    threexpl_quota_per_day: QuotaCount | None = None
-    threexpl_quota_per_month: QuotaCount | None = None
-
-    blockchair_api_key: ApiKey | None = None
-    blockchair_base_url: Url | None = None
-    max_blockchair_concurrency: SourceConcurrency | None = None
-    blockchair_min_interval_ms: MinIntervalMs | None = None
-    blockchair_rate_limit_per_minute: RatePerMinute | None = None
-    blockchair_batch_size: BatchSize | None = None
-    blockchair_quota_per_day: QuotaCount | None = None
-    blockchair_quota_per_month: QuotaCount | None = None
-
-    nearblocks_api_key: ApiKey | None = None
-    nearblocks_base_url: Url | None = None
-    max_nearblocks_concurrency: SourceConcurrency | None = None
-    nearblocks_min_interval_ms: MinIntervalMs | None = None
-    nearblocks_rate_limit_per_minute: RatePerMinute | None = None
-    nearblocks_batch_size: BatchSize | None = None
-    nearblocks_quota_per_day: QuotaCount | None = None
-    nearblocks_quota_per_month: QuotaCount | None = None
-
-    nano_api_key: ApiKey | None = None
-    #: NANO_BASE_URL, or its alias NANO_RPC_URL (NANO_BASE_URL wins if both are set).
-    nano_base_url: Url | None = Field(
-        default=None, validation_alias=AliasChoices("nano_base_url", "nano_rpc_url")
-    )
-    max_nano_concurrency: SourceConcurrency | None = None
-    nano_min_interval_ms: MinIntervalMs | None = None
-    nano_rate_limit_per_minute: RatePerMinute | None = None
-    nano_batch_size: BatchSize | None = None
-    nano_quota_per_day: QuotaCount | None = None
-    nano_quota_per_month: QuotaCount | None = None
+    #: Replicas on PostgreSQL: seconds between a replica's leadership checks and heartbeats
+    #: (a dead leader is replaced within about this long; `service.leadership`).
+    leader_check_seconds: CheckSeconds = 1.0
+    #: Share each source's limits with every process on the same PostgreSQL (replicas, or
+    #: deployments using one API key); off: each process keeps its own limits.
+    shared_limits: Switch = False
 
     @classmethod
     def settings_customise_sources(

@@ -27,6 +27,7 @@ __all__ = [
     "ApiKey",
     "BatchSize",
     "BreakerFailures",
+    "CheckSeconds",
     "CoingeckoPlan",
     "CooldownSeconds",
     "CooloffSeconds",
@@ -120,6 +121,9 @@ CooloffSeconds = Annotated[
 ]
 JitterSeconds = Annotated[
     float, Field(ge=0, le=3600, allow_inf_nan=False), Allowed("a number from 0 to 3600")
+]
+CheckSeconds = Annotated[
+    float, Field(ge=0.05, le=60, allow_inf_nan=False), Allowed("a number from 0.05 to 60")
 ]
 GraceSeconds = Annotated[
     float, Field(ge=0, le=3600, allow_inf_nan=False), Allowed("a number from 0 to 3600")
