@@ -26,8 +26,8 @@ async def test_an_empty_database_is_migrated_to_head_matching_the_schema(db_url:
     engine = create_engine(db_url)
     try:
         assert await current_revision(engine) is None
-        assert await upgrade(engine) == head_revision() == "0005"
-        assert await upgrade(engine) == "0005"  # already there: nothing happens
+        assert await upgrade(engine) == head_revision() == "0006"
+        assert await upgrade(engine) == "0006"  # already there: nothing happens
         async with engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
     finally:

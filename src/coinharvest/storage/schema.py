@@ -1,4 +1,4 @@
-"""The database schema: six tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
+"""The database schema: nine tables, SQLAlchemy Core, portable across SQLite and PostgreSQL.
 
 ::
 
@@ -11,6 +11,12 @@
                     controller learned, kept across runs (revision 0004)
     latest_observations  one row per (coin, metric): its newest observation, written with
                     the observations in the same transaction (revision 0005)
+    replicas        one row per ``coinharvest run`` process on the database: heartbeat, and
+                    since when it leads (revision 0006, `coinharvest.service.leadership`)
+    schedule_ticks  one row per scheduled tick claimed by a leader: the fence that keeps a
+                    tick from running twice (revision 0006)
+    run_requests    one row per ``POST /api/runs`` made on a replica that did not lead: the
+                    leader claims it and runs it (revision 0006)
 
 Keys make every write idempotent: a retried write hits the same primary/unique key and is
 ignored or updated instead of duplicated. Timestamps are timezone-aware UTC in Python on
@@ -60,7 +66,10 @@ __all__ = [
     "learned_limits",
     "metadata",
     "observations",
+    "replicas",
+    "run_requests",
     "runs",
+    "schedule_ticks",
 ]
 
 #: Constraint names are fixed so migrations can refer to them on every backend.
@@ -248,4 +257,52 @@ latest_observations = Table(
     # observations are never deleted (nothing in coinharvest deletes runs, coins or
     # observations); code that ever does must recompute the rows of the pairs it touches.
     PrimaryKeyConstraint("symbol", "metric"),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    #: ``host:pid:random``: unique per process, also across restarts with a reused pid.
+    Column("replica_id", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    #: The replica's HTTP API (None: none), for operators reading /health.
+    Column("http_url", String(255)),
+    Column("started_at", UTCDateTime(), nullable=False),
+    #: Written at every leadership check on the database's clock.
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+    #: Since when this replica leads (database clock); NULL while it follows.
+    Column("leader_since", UTCDateTime()),
+    PrimaryKeyConstraint("replica_id"),
+    Index(None, "heartbeat_at"),
+)
+
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    #: The tick length in milliseconds: tick numbers count from the epoch in this unit, so
+    #: a changed COLLECTION_INTERVAL_MINUTES starts a new series instead of colliding.
+    Column("interval_ms", BigInteger, nullable=False),
+    #: floor(database epoch time / interval), the tick's identity on every replica.
+    Column("tick", BigInteger, nullable=False),
+    Column("replica_id", String(128), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    #: The database's clock when the tick was claimed.
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    #: Seconds the claim came after the tick was due (database clock): how late it ran.
+    Column("late_s", Float, nullable=False),
+    PrimaryKeyConstraint("interval_ms", "tick"),
+    UniqueConstraint("run_id"),
+)
+
+run_requests = Table(
+    "run_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    #: Set by the leader that claimed the request (NULL: waiting).
+    Column("claimed_by", String(128)),
+    Column("run_id", String(64)),
+    Index(None, "claimed_by"),
 )
