@@ -96,6 +96,9 @@ class ServiceState:
     :ivar loop_task: the task running ``scheduler.serve()``; done = the loop died.
     :ivar api_token: enables ``POST /api/runs`` (with a scheduler).
     :ivar started_run: called right after a trigger; returns the new run's id (or None).
+    :ivar start_run: replaces "trigger, then `started_run`" for ``POST /api/runs`` when set
+        (replicas: the run is forwarded to the leader); returns the run's id (or None),
+        raises `RunInProgress` when one is going.
     :ivar limits: learned limits and quotas (``/api/limits``; None: an empty list).
     """
 
@@ -107,6 +110,7 @@ class ServiceState:
     api_token: str | None = None
     started_run: Callable[[], Awaitable[str | None]] | None = None
     limits: LimitsDesk | None = None
+    start_run: Callable[[], Awaitable[str | None]] | None = None
 
     def scheduler_state(self) -> SchedulerState:
         """Where the scheduler loop is (see `Health.scheduler`)."""
@@ -358,10 +362,17 @@ def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Sch
         if (refused := bearer_refusal(credentials, expected)) is not None:
             return refused
         try:
-            sched.trigger("api")
+            run_id = await _start(state, sched)
         except RunInProgress as exc:
             return _error(409, str(exc))
-        run_id = await state.started_run() if state.started_run else None
         href = f"/api/runs/{run_id}" if run_id else None
         body = RunStarted(run_id=run_id, status="started", href=href)
         return JSONResponse(body.model_dump(), status_code=202)
+
+
+async def _start(state: ServiceState, sched: Scheduler) -> str | None:
+    """Start a run (trigger ``api``) and return its id (None: not known in time)."""
+    if state.start_run is not None:
+        return await state.start_run()
+    sched.trigger("api")
+    return await state.started_run() if state.started_run else None
