@@ -9,7 +9,8 @@ Routes::
 
     GET  /                       dashboard (static HTML + JS from coinharvest/web)
     GET  /health                 200, or 503 when the scheduler loop died or the DB is down;
-                                 with each source's circuit breaker state
+                                 with each source's circuit breaker state and who leads
+                                 (``replication``, `coinharvest.service.replication`)
     GET  /metrics                Prometheus text format
     GET  /api/coins              configured coins
     GET  /api/latest             newest value of every metric of every (or ?symbol=) coin
@@ -62,6 +63,7 @@ from coinharvest.service.history_api import add_history_routes, refuse
 from coinharvest.service.limits import LimitsDesk
 from coinharvest.service.limits_api import add_limit_routes
 from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
+from coinharvest.service.replication import replication
 from coinharvest.service.scheduler import RunInProgress, Scheduler
 from coinharvest.service.schemas import (
     BearerToken,
@@ -100,6 +102,10 @@ class ServiceState:
         (replicas: the run is forwarded to the leader); returns the run's id (or None),
         raises `RunInProgress` when one is going.
     :ivar limits: learned limits and quotas (``/api/limits``; None: an empty list).
+    :ivar replica_id: this process's row in ``replicas`` (None: not a replica).
+    :ivar is_leader: whether this replica leads now, cheap, never raises (None: no election,
+        ``/health`` says mode ``single`` unless the table has live replicas).
+    :ivar leader_check_s: LEADER_CHECK_SECONDS, for when a replica's heartbeat is stale.
     """
 
     db: AsyncEngine
@@ -111,6 +117,9 @@ class ServiceState:
     started_run: Callable[[], Awaitable[str | None]] | None = None
     limits: LimitsDesk | None = None
     start_run: Callable[[], Awaitable[str | None]] | None = None
+    replica_id: str | None = None
+    is_leader: Callable[[], bool] | None = None
+    leader_check_s: float = 1.0
 
     def scheduler_state(self) -> SchedulerState:
         """Where the scheduler loop is (see `Health.scheduler`)."""
@@ -275,6 +284,12 @@ async def _health(state: ServiceState) -> Health:
         ticks=stats.ticks if stats else None,
         skipped_ticks=stats.skipped_ticks if stats else None,
         sources=state.metrics.circuits(),
+        replication=await replication(
+            state.db if db_error is None else None,
+            replica_id=state.replica_id,
+            is_leader=state.is_leader,
+            check_s=state.leader_check_s,
+        ),
     )
 
 

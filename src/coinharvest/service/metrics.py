@@ -37,6 +37,9 @@ With a scheduler (`watch`), read from it at every scrape::
     coinharvest_run_in_progress                          gauge     1 while a run is going, else 0
     coinharvest_collection_interval_seconds              gauge     COLLECTION_INTERVAL_MINUTES·60
 
+Replicas (`coinharvest.service.replica_metrics`): ``coinharvest_leader`` (1 while this process
+runs the scheduled ticks) and ``coinharvest_takeovers_total``, fed by `leading`/`took_over`.
+
 With an engine (`watch_limits`), each source's limits as they stand at the scrape:
 ``coinharvest_source_{concurrency_limit,concurrency_ceiling,rate_limit_per_minute,
 rate_ceiling_per_minute,rate_refused_per_minute,quota_used,quota_limit}``
@@ -79,6 +82,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from coinharvest.models import Coin, CoinResult, CoinStatus, JobStatus, RunStatus, RunSummary
+from coinharvest.service.replica_metrics import LeaderMetrics
 
 if TYPE_CHECKING:
     from coinharvest.engine.adaptive import LimitView
@@ -132,7 +136,7 @@ def request_labels(outcome: str) -> tuple[str, str]:
     return "none", "error"
 
 
-class Metrics:
+class Metrics(LeaderMetrics):
     """Prometheus metrics of one service; pass it to the engine as its observer.
 
     :param sources: source names whose series are created at 0.
@@ -156,6 +160,7 @@ class Metrics:
         self._circuits: dict[str, CircuitState] = {}
         self._symbols: set[str] = set()
         self._define(self.registry)
+        self._define_leadership(self.registry)
         _add_process_collectors(self.registry)
         self._precreate(list(sources))
         self.set_coins(symbols)
@@ -336,8 +341,10 @@ class Metrics:
         self.skipped_ticks.inc()
 
     def watch(self, scheduler: Scheduler) -> None:
-        """Also expose `scheduler`'s ticks, interval and whether a run is going."""
+        """Also expose `scheduler`'s ticks, interval and whether a run is going; without an
+        election this process now leads (`LeaderMetrics`)."""
         self.registry.register(SchedulerCollector(scheduler))
+        self._has_scheduler()
 
     def watch_limits(self, views: Callable[[], Iterable[LimitView]]) -> None:
         """Also expose each source's limits, read from `views` (``engine.limit_views``) at

@@ -3,6 +3,7 @@ patterns that validate them) and the response models. The routes are in `api`.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
@@ -25,6 +26,9 @@ __all__ = [
     "LatestOut",
     "LimitsOut",
     "LimitsResetOut",
+    "ReplicaLeaderOut",
+    "ReplicaOut",
+    "Replication",
     "RunDetailOut",
     "RunId",
     "RunStarted",
@@ -94,6 +98,50 @@ BearerToken = Annotated[
 SchedulerState = Literal["starting", "running", "idle", "stopping", "dead", "not running"]
 
 
+class ReplicaOut(BaseModel):
+    """One row of the ``replicas`` table, judged at the database's clock."""
+
+    replica_id: str = Field(description="host:pid:random, unique per process.")
+    host: str
+    pid: int
+    http_url: str | None = Field(description="Its HTTP API; null: it serves none.")
+    heartbeat_at: datetime = Field(description="Its last leadership check (database clock).")
+    heartbeat_age_s: float = Field(description="Seconds since then (>= 0).")
+    leader_since: datetime | None = Field(
+        description="Since when it says it leads; null: "
+        "it follows (a stale replica's mark may be a crashed leader's)."
+    )
+    stale: bool = Field(description="No heartbeat for over stale_after_s: dead or cut off.")
+
+
+class ReplicaLeaderOut(BaseModel):
+    replica_id: str
+    host: str
+    since: datetime
+
+
+class Replication(BaseModel):
+    """Who runs the scheduled ticks (`coinharvest.storage.replica_queries` has the rules)."""
+
+    mode: Literal["single", "replicas"] = Field(
+        default="single",
+        description="replicas: this process takes part in a leader election, or (serve) the "
+        "database has replicas with a fresh heartbeat; single: one process, its own leader.",
+    )
+    replica_id: str | None = Field(default=None, description="This process; null: single.")
+    role: Literal["leader", "follower"] | None = Field(
+        default=None, description="This process's own view; null: not in an election."
+    )
+    leader: ReplicaLeaderOut | None = Field(
+        default=None,
+        description="The non-stale replica with the newest leader_since; null: none leads.",
+    )
+    stale_after_s: float | None = Field(
+        default=None, description="Heartbeat age beyond which a replica is stale."
+    )
+    replicas: list[ReplicaOut] = Field(default_factory=list)
+
+
 class Health(BaseModel):
     """``status`` is ``ok`` (HTTP 200) or ``unhealthy`` (HTTP 503).
 
@@ -116,6 +164,7 @@ class Health(BaseModel):
         description="Each source's circuit breaker: closed (in use), open (its connections "
         "keep failing: nothing is sent until a probe), half_open (probing).",
     )
+    replication: Replication = Field(default_factory=Replication)
 
 
 class CoinOut(BaseModel):
