@@ -78,6 +78,7 @@ def _replica(state: ReplicaState) -> ReplicaOut:
         host=row.host,
         pid=row.pid,
         http_url=row.http_url,
+        started_at=row.started_at,
         heartbeat_at=row.heartbeat_at,
         heartbeat_age_s=round(state.heartbeat_age_s, 3),
         leader_since=row.leader_since,

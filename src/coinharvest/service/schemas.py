@@ -105,6 +105,7 @@ class ReplicaOut(BaseModel):
     host: str
     pid: int
     http_url: str | None = Field(description="Its HTTP API; null: it serves none.")
+    started_at: datetime = Field(description="When the process started (database clock).")
     heartbeat_at: datetime = Field(description="Its last leadership check (database clock).")
     heartbeat_age_s: float = Field(description="Seconds since then (>= 0).")
     leader_since: datetime | None = Field(

@@ -16,6 +16,7 @@ const state = {
   run: null, coin: null, metric: "price_usd", coins: [], latest: [],
   range: "24h", maxPointsAccepted: true, historyKey: null, historyAt: 0,
   lastOk: null, stale: false, staleError: "",
+  replication: null, replicationAt: 0,
 };
 
 // ------------------------------------------------------------------ helpers
@@ -239,7 +240,63 @@ function renderHealth(health) {
     const text = circuit === "open" ? `${source}: unreachable (circuit open)` : `${source}: probing`;
     pills.push(el("span", { class: `pill ${circuit === "open" ? "bad" : "warn"}`, text, "data-source": source }));
   }
+  const role = health.replication && health.replication.role;
+  if (role) pills.push(el("span", { class: "pill", "data-role": role, text: `this replica: ${role}` }));
   box.replaceChildren(...pills);
+}
+
+// ------------------------------------------------------------------ replicas
+
+/** The Replicas panel: shown only when /health says mode "replicas" (several processes on
+ * one PostgreSQL elect a leader); a single process is its own leader and needs no panel. */
+function renderReplicas(replication) {
+  const section = document.getElementById("replicas-section");
+  const shown = Boolean(replication && replication.mode === "replicas");
+  section.hidden = !shown;
+  state.replication = shown ? replication : null;
+  state.replicationAt = Date.now();
+  if (!shown) return;
+  const leader = replication.leader;
+  const note = document.getElementById("replicas-leader");
+  note.className = `leader-note ${leader ? "good" : "bad"}`;
+  note.textContent = leader
+    ? `leader: ${leader.host} since ${fmtTime(leader.since)} UTC`
+    : "no leader: no live replica leads (scheduled ticks are not running)";
+  note.title = leader ? `${leader.replica_id}, leads since ${fmtTimeFull(leader.since)}` : "";
+  document.getElementById("replicas-stale-after").textContent = fmtSeconds(replication.stale_after_s);
+  const body = document.querySelector("#replicas tbody");
+  if (!replication.replicas.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty", text: "No replica has written a heartbeat yet." })));
+    return;
+  }
+  body.replaceChildren(...replication.replicas.map((r) => replicaRow(r, replication, leader)));
+}
+
+function replicaRow(r, replication, leader) {
+  const leads = leader !== null && leader !== undefined && leader.replica_id === r.replica_id;
+  const self = r.replica_id === replication.replica_id;
+  const role = r.stale ? "stale" : leads ? "leader" : "follower";
+  const api = /^https?:\/\//i.test(r.http_url || "")  // never a javascript: link from the database
+    ? el("a", { href: r.http_url, text: r.http_url }) : el("span", { class: "muted", text: r.http_url || "–" });
+  return el("tr", { "data-replica": r.replica_id, class: `${role}${self ? " self" : ""}`,
+    title: r.stale ? `no heartbeat for over ${fmtSeconds(replication.stale_after_s)}: dead, hung or cut off` : "" },
+    el("td", { class: "mono", title: r.replica_id, text: `${r.host}:${r.pid}${self ? " (this)" : ""}` }),
+    el("td", {}, el("span", { class: `badge ${role}`, text: role })),
+    el("td", { class: "num age", "data-age": r.heartbeat_age_s, title: fmtTimeFull(r.heartbeat_at),
+      text: `${fmtSeconds(r.heartbeat_age_s)} ago` }),
+    el("td", { class: "opt", text: r.leader_since ? fmtTime(r.leader_since) : "–",
+      title: r.leader_since ? fmtTimeFull(r.leader_since) : "" }),
+    el("td", { class: "opt", text: fmtTime(r.started_at), title: fmtTimeFull(r.started_at) }),
+    el("td", { class: "opt" }, api));
+}
+
+/** Heartbeat ages keep counting between refreshes (from /health's age at its answer). */
+function tickReplicaAges() {
+  if (!state.replication) return;
+  const elapsed = (Date.now() - state.replicationAt) / 1000;
+  for (const cell of document.querySelectorAll("#replicas td.age")) {
+    cell.textContent = `${fmtSeconds(Number(cell.dataset.age) + elapsed)} ago`;
+  }
 }
 
 // ------------------------------------------------------------------ freshness
@@ -689,6 +746,7 @@ async function refresh() {
       throw new Error("the API answered without the expected data");
     }
     renderHealth(health);
+    renderReplicas(health.replication);
     renderLimits(limits);
     state.coins = coins.coins;
     state.latest = latest.values;
@@ -724,4 +782,4 @@ renderRangePicker();
 renderFreshness();
 refresh();
 setInterval(refresh, REFRESH_MS);
-setInterval(renderFreshness, 1000);
+setInterval(() => { renderFreshness(); tickReplicaAges(); }, 1000);
