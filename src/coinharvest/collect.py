@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from coinharvest.config import Settings
 from coinharvest.engine.build import build_engine
-from coinharvest.engine.hooks import LimitStore, ResultSink
+from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
+
+if TYPE_CHECKING:
+    from coinharvest.storage.store import Store
 
 __all__ = ["SinkDecorator", "collect_once"]
 
@@ -33,14 +37,20 @@ async def collect_once(
     """Collect `coins` once from the sources they name; results go to `sink` as they complete.
 
     Without `sink`, the configured store is opened for the run (it also keeps the learned
-    limits and counts requests for quotas), and the summary says how many coins it could
-    not save (``coins_unsaved``); then data older than RETENTION_DAYS is pruned.
+    limits and counts requests for quotas, and shares the limits with ``SHARED_LIMITS=on``),
+    and the summary says how many coins it could not save (``coins_unsaved``); then data
+    older than RETENTION_DAYS is pruned.
+
+    :raises ConfigError: ``SHARED_LIMITS=on`` without PostgreSQL (before opening anything).
     """
     if sink is not None:
         return await _collect(settings, coins, sink, None, base_urls, decorate, trigger)
+    from coinharvest.engine.shared_limits import check_shared_limits_url
+    from coinharvest.storage.database import database_url
     from coinharvest.storage.factory import store_from_settings
     from coinharvest.storage.retention import prune_after_run
 
+    check_shared_limits_url(settings.shared_limits, database_url(settings))
     async with store_from_settings(settings) as store:
         summary = await _collect(settings, coins, store, store, base_urls, decorate, trigger)
         summary.coins_unsaved = len(store.unsaved(summary.run_id))
@@ -52,7 +62,7 @@ async def _collect(
     settings: Settings,
     coins: Sequence[Coin],
     sink: ResultSink,
-    limit_store: LimitStore | None,
+    limit_store: Store | None,
     base_urls: dict[str, str] | None,
     decorate: SinkDecorator | None,
     trigger: str,
@@ -64,7 +74,13 @@ async def _collect(
     sources = build_sources(settings, names=names, base_urls=base_urls)
     try:
         with (decorate or nullcontext)(sink) as decorated:
-            engine = build_engine(settings, sources, decorated, limit_store=limit_store)
+            engine = build_engine(
+                settings,
+                sources,
+                decorated,
+                limit_store=limit_store,
+                database=None if limit_store is None else limit_store.engine,
+            )
             # A one-off run always ends: jobs not started by then are deferred.
             deadline_s = settings.collect_timeout_minutes * 60.0
             return await engine.run(coins, trigger=trigger, deadline_s=deadline_s)

@@ -60,6 +60,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def pg_url(pg_server: PgServer) -> str:
+    """A URL of a fresh, empty PostgreSQL database (for PostgreSQL-only features)."""
+    return await _create_pg_database(pg_server)
+
+
+@pytest.fixture
 async def store(db_url: str) -> AsyncIterator[Store]:
     """An opened store on a fresh database, with fast retries."""
     async with await Store.from_url(db_url, policy=FAST) as opened:

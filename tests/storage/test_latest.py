@@ -115,7 +115,7 @@ async def test_revision_0004_is_upgraded_to_0005_filling_latest(db_url: str) -> 
                     conn, f"r{run:02d}", [random_coin(rng, f"C{i}", run) for i in range(8)]
                 )
         async with Store(engine, policy=FAST) as store:  # opening migrates to 0005
-            assert await current_revision(engine) == "0006"
+            assert await current_revision(engine) == "0007"
             expected = await window_latest(engine)
             assert len(expected) > 30 and await table_latest(engine) == expected
             # And is kept from then on.

@@ -89,6 +89,7 @@ def run(
     from coinharvest.service.app import run_service
 
     settings = _settings()
+    _check_shared_limits(settings)
     code = _run(
         run_service(settings, coins_file=coins_file, http=not no_http, host=host, port=port)
     )
@@ -111,6 +112,18 @@ def serve(
 
     settings = _settings()
     raise typer.Exit(_run(serve_api(settings, coins_file=coins_file, host=host, port=port)))
+
+
+def _check_shared_limits(settings: Settings) -> None:
+    """``SHARED_LIMITS=on`` without PostgreSQL: one line, exit status 2, before anything."""
+    from coinharvest.engine.shared_limits import check_shared_limits_url
+    from coinharvest.storage.database import database_url
+
+    try:
+        check_shared_limits_url(settings.shared_limits, database_url(settings))
+    except ConfigError as exc:
+        print_error(str(exc))
+        raise typer.Exit(2) from None
 
 
 def _settings() -> Settings:

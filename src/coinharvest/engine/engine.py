@@ -24,6 +24,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from coinharvest.engine.adaptive import AdaptiveOptions, LimitView, SourceAdaptation, limit_view
 from coinharvest.engine.breaker import CircuitBreaker, CircuitState
@@ -46,6 +47,9 @@ from coinharvest.models import Coin, RunSummary, SourceLimits
 from coinharvest.sources.base import Source
 
 __all__ = ["Engine"]
+
+if TYPE_CHECKING:
+    from coinharvest.engine.shared_limits import SharedLimits
 
 log = get_logger("engine")
 
@@ -101,6 +105,8 @@ class Engine:
             API key each source uses and may override the controllers' constants.
         limit_store: keeps learned limits and counts requests for quotas (engine/memory.py).
         wall: the wall clock, read only for quota periods (UTC days and months).
+        shared: every source's limits also shared with the other processes on one
+            PostgreSQL (``SHARED_LIMITS=on``, engine/shared_limits.py).
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class Engine:
         adaptive: bool | AdaptiveOptions = False,
         limit_store: LimitStore | None = None,
         wall: WallClock = utc_now,
+        shared: SharedLimits | None = None,
     ) -> None:
         self.sources = dict(sources)
         self.clock = clock
@@ -137,6 +144,7 @@ class Engine:
             name: max(1, sizes.get(name, src.batch_size)) for name, src in self.sources.items()
         }
         self.breakers = self._breakers(breaker_failures, breaker_cooloff_s)
+        self.shared = shared
         self._seq = itertools.count()
         self._current: Run | None = None
 
@@ -155,6 +163,7 @@ class Engine:
             job_timeout_s=self.job_timeout_s,
             breakers=self.breakers,
             adaptations=self.adaptations,
+            shared=self.shared,
         )
 
     def limit_views(self) -> list[LimitView]:

@@ -11,14 +11,21 @@ While the request is out, the source's HTTP layer reports to the engine (DESIGN 
 re-stamped then, after holding them until the source's spacing since its last request on the
 wire has passed), when a good answer says the quota is spent (the source is paused), and
 what an answer's rate-limit headers say (the adaptive rate control reads them).
+
+With ``SHARED_LIMITS=on`` (`engine/shared_limits.py`), a started job first asks PostgreSQL
+for a start under a lease (holding its global slot while it waits), the wire gate then also
+waits for the spacing on the wire of every process, and the lease is given back when the
+request has ended; a 429 or a spent quota pauses the source for every process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from coinharvest.engine.adaptive import SourceAdaptation
 from coinharvest.engine.lane import Job, Lane
@@ -30,7 +37,10 @@ from coinharvest.models import JobRecord
 from coinharvest.sources.base import FetchResult
 from coinharvest.sources.sending import RateHeadersHook, on_wire
 
-__all__ = ["Executor", "Outcome", "outcome_label", "warn_if_capped"]
+if TYPE_CHECKING:
+    from coinharvest.engine.shared_limits import SharedLimits
+
+__all__ = ["Executor", "Outcome", "cool_down", "outcome_label", "warn_if_capped"]
 
 log = get_logger("engine")
 llog = get_logger("limiter")
@@ -66,7 +76,7 @@ class Executor:
         parts = self.parts
         outcome: Outcome | None = None  # None: cancelled mid-request
         try:
-            outcome = await self._fetch(lane.limiter, job)
+            outcome = await self._admitted_fetch(lane.limiter, job)
         finally:
             now = parts.clock()
             record.ended_s = now - self.t0
@@ -78,13 +88,28 @@ class Executor:
         assert outcome is not None  # only a cancellation leaves it unset, and that re-raised
         return outcome, now
 
-    async def _fetch(self, limiter: SourceLimiter, job: Job) -> Outcome:
+    async def _admitted_fetch(self, limiter: SourceLimiter, job: Job) -> Outcome:
+        """`_fetch`, once the shared limits (if any) admit the job; the lease given back."""
+        shared = self.parts.shared
+        if shared is None:
+            return await self._fetch(limiter, job, None)
+        lease = uuid.uuid4()
+        adaptive = job.source in self.parts.adaptations
+        refused = await shared.admit(limiter, lease, self.parts.clock, adaptive=adaptive)
+        if refused is not None:  # nothing recorded, nothing sent
+            return refused
+        try:
+            return await self._fetch(limiter, job, lease)
+        finally:
+            await shared.release(job.source, lease)
+
+    async def _fetch(self, limiter: SourceLimiter, job: Job, lease: uuid.UUID | None) -> Outcome:
         parts = self.parts
         hooks = self._hooks.get(job.source)
         if hooks is None:
             hooks = self._hooks[job.source] = _SourceHooks(parts, limiter)
         try:
-            with hooks.around(job):
+            with hooks.around(job, lease):
                 if parts.job_timeout_s is None:  # no timer to arm and cancel
                     return await parts.sources[job.source].fetch(job.coins)
                 async with asyncio.timeout(parts.job_timeout_s):
@@ -113,12 +138,17 @@ class _SourceHooks:
         self.gate = functools.partial(_wire_gate, parts, limiter)
         self.rate_headers = None if self.adaptation is None else _announcer(parts, self.adaptation)
 
-    def around(self, job: Job) -> AbstractContextManager[None]:
-        """The `on_wire` block around `job`'s request."""
+    def around(self, job: Job, lease: uuid.UUID | None) -> AbstractContextManager[None]:
+        """The `on_wire` block around `job`'s request (`lease`: its shared admission)."""
+        gate: Callable[[], Awaitable[None]] = self.gate
+        if lease is not None and self.parts.shared is not None:
+            gate = functools.partial(
+                _shared_gate, self.gate, self.parts.shared, self.limiter, lease
+            )
         return on_wire(
             sent=functools.partial(self.restamp, job),
             exhausted=self.exhausted,
-            gate=self.gate,
+            gate=gate,
             rate_headers=self.rate_headers,
         )
 
@@ -148,18 +178,37 @@ async def _wire_gate(parts: RunParts, limiter: SourceLimiter) -> None:
     limiter.sent(parts.clock())
 
 
+async def _shared_gate(
+    local: Callable[[], Awaitable[None]],
+    shared: SharedLimits,
+    limiter: SourceLimiter,
+    lease: uuid.UUID,
+) -> None:
+    """The local wire gate, then the shared one (the spacing on the wire of every process)."""
+    await local()
+    await shared.on_wire(limiter, lease)
+
+
 def _quota_spent(parts: RunParts, limiter: SourceLimiter, seconds: float) -> None:
     """A good answer said the source's quota is spent: pause it until the reset (at most
     ``MAX_COOLDOWN_SECONDS``: a monthly quota must not stop a service for weeks)."""
     warn_if_capped(limiter.name, seconds, parts.retry.max_pause_s)
     seconds = parts.retry.server_wait(seconds) or 0.0
-    limiter.cool_down(parts.clock() + seconds)
+    cool_down(parts, limiter, parts.clock(), seconds)
     llog.debug("%s: quota spent, cooling down %.3f s %r", limiter.name, seconds, limiter)
     log.warning(
         "⏳ %s quota spent (x-ratelimit-remaining: 0); pausing it for %.1fs",
         limiter.name,
         seconds,
     )
+
+
+def cool_down(parts: RunParts, limiter: SourceLimiter, now: float, seconds: float) -> None:
+    """Pause `limiter`'s source for `seconds` from `now`; with shared limits, for every
+    process (in the background: the local pause holds this process at once)."""
+    limiter.cool_down(now + seconds)
+    if parts.shared is not None:
+        parts.shared.cool_down(limiter.name, seconds)
 
 
 def warn_if_capped(source: str, asked_s: float | None, cap_s: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from coinharvest.engine.adaptive import SourceAdaptation
 from coinharvest.engine.breaker import CircuitBreaker
@@ -16,6 +17,9 @@ from coinharvest.engine.limiter import Clock, SourceLimiter
 from coinharvest.engine.retry import RetryPolicy
 from coinharvest.engine.slots import GlobalSlots
 from coinharvest.sources.base import Source
+
+if TYPE_CHECKING:
+    from coinharvest.engine.shared_limits import SharedLimits
 
 __all__ = ["RunParts"]
 
@@ -31,6 +35,7 @@ class RunParts:
     :ivar clock: monotonic seconds, the limiters' clock.
     :ivar breakers: one circuit breaker per source (engine/breaker.py).
     :ivar adaptations: the adaptive controllers per source (empty: ``ADAPTIVE_LIMITS=off``).
+    :ivar shared: the limits shared through PostgreSQL (None: ``SHARED_LIMITS=off``).
     """
 
     sources: Mapping[str, Source]
@@ -44,3 +49,4 @@ class RunParts:
     job_timeout_s: float | None
     breakers: Mapping[str, CircuitBreaker]
     adaptations: Mapping[str, SourceAdaptation]
+    shared: SharedLimits | None = None

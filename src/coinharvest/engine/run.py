@@ -20,7 +20,7 @@ from datetime import datetime
 from coinharvest.engine.access import SourceAccess
 from coinharvest.engine.book import RunBook
 from coinharvest.engine.dispatch import Dispatcher
-from coinharvest.engine.execution import Executor, Outcome, warn_if_capped
+from coinharvest.engine.execution import Executor, Outcome, cool_down, warn_if_capped
 from coinharvest.engine.lane import Job, Lane
 from coinharvest.engine.looplag import LoopLag
 from coinharvest.engine.parts import RunParts
@@ -221,7 +221,7 @@ class Run:
             job.attempts, error.retry_after, lane.limiter.limits.min_interval_s
         )
         warn_if_capped(job.source, error.retry_after, policy.max_pause_s)
-        lane.limiter.cool_down(now + wait)
+        cool_down(self.parts, lane.limiter, now, wait)
         llog.debug("%s: cooling down %.3f s %r", job.source, wait, lane.limiter)
         log.warning("⏳ %s rate limited; pausing it for %.1fs", job.source, wait)
         self._retry(lane, job, record, record.error or "", now, JobStatus.RATE_LIMITED, 0.0)
