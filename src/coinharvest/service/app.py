@@ -37,7 +37,6 @@ from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from coinharvest.coins import load_coins
 from coinharvest.config import Settings
 from coinharvest.engine import Engine
 from coinharvest.engine.build import build_engine
@@ -47,9 +46,11 @@ from coinharvest.logs import get_logger
 from coinharvest.loopserver import bind, start
 from coinharvest.models import Coin, CoinResult, JobRecord, RunSummary
 from coinharvest.service.api import ServiceState, create_app
+from coinharvest.service.coinsfile import CoinsFile
 from coinharvest.service.guard import trusted_hosts_for
 from coinharvest.service.limits import LimitsDesk, desk_from_settings, quota_plans
 from coinharvest.service.metrics import Metrics
+from coinharvest.service.replicated import ReplicatedScheduler, replicate
 from coinharvest.service.scheduler import Scheduler, SchedulerStats
 from coinharvest.sources.base import close_sources
 
@@ -58,33 +59,6 @@ __all__ = ["CoinsFile", "RunTracker", "http_server", "run_service", "serve_api"]
 log = get_logger("service")
 #: Seconds the HTTP server gives open responses when it stops.
 HTTP_GRACE_S = 3
-
-
-class CoinsFile:
-    """The coins, re-read before each run when the file changed; a broken edit keeps the last
-    good list (and logs why). Raises `ConfigError` only on the first read."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._mtime = self._stamp()
-        self._coins = load_coins(path)
-
-    def _stamp(self) -> float | None:
-        try:
-            return self.path.stat().st_mtime if self.path is not None else None
-        except OSError:
-            return None
-
-    def __call__(self) -> Sequence[Coin]:
-        stamp = self._stamp()
-        if stamp != self._mtime:
-            self._mtime = stamp
-            try:
-                self._coins = load_coins(self.path)
-                log.info("coins file %s re-read: %d coins", self.path, len(self._coins))
-            except ConfigError as exc:
-                log.error("coins file changed but is invalid, keeping the previous coins: %s", exc)
-        return self._coins
 
 
 class RunTracker:
@@ -205,20 +179,35 @@ async def run_service(
     try:
         sched = _scheduler(settings, engine, coins, metrics)
         desk = desk_from_settings(settings, sources, store.engine, engine=engine, resetter=store)
-        state = ServiceState(
-            db=store.engine,
-            metrics=metrics,
-            coins=coins,
-            scheduler=sched,
-            api_token=_token(settings),
-            started_run=tracker.next_run_id,
-            limits=desk,
-        )
+        state = _state(settings, store.engine, metrics, coins, sched, tracker, desk)
+        loop = replicate(settings, store, sched, state) or sched
         address = (host or settings.http_host, settings.http_port if port is None else port)
-        return await _supervise(state, sched, address if http else None, settings.trusted_hosts)
+        return await _supervise(state, loop, address if http else None, settings.trusted_hosts)
     finally:
         await close_sources(sources.values())
         await store.aclose()
+
+
+def _state(
+    settings: Settings,
+    db: AsyncEngine,
+    metrics: Metrics,
+    coins: CoinsFile,
+    sched: Scheduler,
+    tracker: RunTracker,
+    desk: LimitsDesk,
+) -> ServiceState:
+    """What the API of ``coinharvest run`` reads."""
+    return ServiceState(
+        db=db,
+        metrics=metrics,
+        coins=coins,
+        scheduler=sched,
+        api_token=_token(settings),
+        started_run=tracker.next_run_id,
+        limits=desk,
+        leader_check_s=settings.leader_check_seconds,
+    )
 
 
 async def _seeded_metrics(sources: list[str], symbols: list[str], db: AsyncEngine) -> Metrics:
@@ -296,12 +285,13 @@ def _log_quota_plans(settings: Settings, engine: Engine, coins: Sequence[Coin]) 
 
 async def _supervise(
     state: ServiceState,
-    sched: Scheduler,
+    loop: Scheduler | ReplicatedScheduler,
     address: tuple[str, int] | None,
     extra_hosts: str = "",
 ) -> int:
     """Run the scheduler loop (and the HTTP server) until stopped; the exit status."""
     stopped = asyncio.Event()
+    sched = loop if isinstance(loop, Scheduler) else loop.sched
 
     def on_signal(name: str) -> None:
         log.info("received %s", name)
@@ -314,7 +304,9 @@ async def _supervise(
                 server = http_server(_app(state, address[0], extra_hosts), *address)
                 url = await stack.enter_async_context(server)
                 log.info("HTTP API and dashboard on %s/ (/metrics, /health, /docs)", url)
-            loop_task = asyncio.get_running_loop().create_task(sched.serve(), name="scheduler")
+                if isinstance(loop, ReplicatedScheduler):
+                    loop.leadership.http_url = url
+            loop_task = asyncio.get_running_loop().create_task(loop.serve(), name="scheduler")
             state.loop_task = loop_task
             await asyncio.wait({loop_task})
             code = _loop_outcome(loop_task)
@@ -357,7 +349,11 @@ async def serve_api(
     stopped = asyncio.Event()
     async with reader(settings) as db:
         state = ServiceState(
-            db=db, metrics=Metrics(), coins=coins, limits=await _serve_desk(settings, coins, db)
+            db=db,
+            metrics=Metrics(),
+            coins=coins,
+            limits=await _serve_desk(settings, coins, db),
+            leader_check_s=settings.leader_check_seconds,
         )
         address = (host or settings.http_host, settings.http_port if port is None else port)
         with _signals(lambda name: stopped.set()):

@@ -105,8 +105,11 @@ class Scheduler:
         await self._wind_down()
         return self.stats
 
-    def trigger(self, trigger: str = "manual") -> asyncio.Task[RunSummary]:
-        """Start a run now (e.g. from the API). Raises `RunInProgress` if one is going."""
+    def trigger(
+        self, trigger: str = "manual", run_id: str | None = None
+    ) -> asyncio.Task[RunSummary]:
+        """Start a run now (e.g. from the API), under `run_id` if given (a claimed tick's).
+        Raises `RunInProgress` if one is going."""
         if self.running:
             raise RunInProgress("a collection run is already in progress")
         if self._stop.is_set():
@@ -114,7 +117,7 @@ class Scheduler:
         coins = list(self.coins())
         self.stats.runs += 1
         task = asyncio.get_running_loop().create_task(
-            self.engine.run(coins, trigger=trigger, deadline_s=self.run_timeout_s),
+            self.engine.run(coins, trigger=trigger, deadline_s=self.run_timeout_s, run_id=run_id),
             name=f"run-{trigger}",
         )
         task.add_done_callback(self._run_done)
@@ -135,13 +138,22 @@ class Scheduler:
     def _tick(self) -> None:
         self.stats.ticks += 1
         if self.running:
-            self.stats.skipped_ticks += 1
-            log.warning("previous collection still running; tick skipped")
-            if self.on_skip is not None:
-                self.on_skip()
+            self.skipped("previous collection still running; tick skipped")
             return
         tick_log.debug("tick %d: starting a run", self.stats.ticks)
         self.trigger("schedule")
+
+    def skipped(self, why: str, ticks: int = 1) -> None:
+        """Count `ticks` ticks that ran no collection, logging `why` (a warning)."""
+        self.stats.skipped_ticks += ticks
+        log.warning("%s", why)
+        if self.on_skip is not None:
+            for _ in range(ticks):
+                self.on_skip()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds` on this scheduler's clock, or less if a stop is requested."""
+        await self._sleep_until(self.clock() + seconds)
 
     def _run_done(self, task: asyncio.Task[RunSummary]) -> None:
         if task.cancelled():
@@ -158,6 +170,10 @@ class Scheduler:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    async def wind_down(self) -> None:
+        """After a stop: let the current run finish within the grace period, else cut it."""
+        await self._wind_down()
 
     async def _wind_down(self) -> None:
         task = self._run_task
