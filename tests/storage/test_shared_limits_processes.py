@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sources.outofprocess import EmulatorProcess, emulator_process
 from sqlalchemy import text
 
@@ -129,3 +131,23 @@ async def test_two_processes_sharing_one_key_break_the_limits_without(
 ) -> None:
     stats, _ = await _two_processes("off", pg_url, tmp_path)
     assert stats["violations"]["total"] > 0
+
+
+@pytest.mark.parametrize("command", [["collect"], ["run", "--no-http"]])
+def test_shared_limits_on_sqlite_fails_at_start_up_with_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "SHARED_LIMITS": "on",
+        "COINHARVEST_DB": str(tmp_path / "c.db"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "coinharvest", *command],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and "SHARED_LIMITS=on needs DATABASE_URL=postgresql+asyncpg://" in lines[0]
+    )
+    assert not (tmp_path / "c.db").exists()  # nothing was created before failing
