@@ -106,7 +106,7 @@ def test_runs_latest_history_export(filled_db: str, tmp_path: Path) -> None:
     code, out, _ = invoke("export", "--format", "json", "--since", "1d", **env)
     assert code == 0 and len(json.loads(out)) == 5
     code, out, _ = invoke("db", "upgrade", **env)
-    assert code == 0 and "revision 0005" in out
+    assert code == 0 and "revision 0007" in out
 
 
 def test_unknown_run_and_bad_since_exit_2(filled_db: str) -> None:

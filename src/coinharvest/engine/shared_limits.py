@@ -163,8 +163,13 @@ class SharedLimits:
         """Hold a request's headers until the spacing since the last request of any process
         on the wire has passed; then stamp its start with the database's time.
 
+        Without spacing there is nothing to wait for: no call (the window counts starts
+        from admission, a few ms early at most, which the spacing guard covers).
+
         :raises SharedLimitsDown: the database could not be asked (nothing is sent).
         """
+        if limiter.spacing_s <= 0:
+            return
         params = {
             "k": self.key(limiter.name),
             "lease": lease,
