@@ -106,6 +106,27 @@ class Replicas:
         )
         return next(r for r in self.alive if r.pid == pid)
 
+    async def urls(self, timeout: float = 30.0) -> dict[int, str]:
+        """pid → base URL of each live replica's HTTP API (written with its heartbeat)."""
+        for replica in self.alive:
+            await self._until(
+                "SELECT http_url FROM replicas WHERE pid = $1",
+                replica.pid,
+                timeout=timeout,
+                what="an HTTP URL",
+            )
+        rows = await self.conn.fetch("SELECT pid, http_url FROM replicas")
+        return {r["pid"]: r["http_url"] for r in rows}
+
+    async def wait_runs(self, count: int, timeout: float = 30.0) -> None:
+        """Until `count` runs have finished."""
+        await self._until(
+            "SELECT 1 WHERE (SELECT count(*) FROM runs WHERE status <> 'running') >= $1",
+            count,
+            timeout=timeout,
+            what=f"{count} finished runs",
+        )
+
     async def kill(self, replica: Replica) -> datetime:
         """``kill -9`` `replica`; the database's clock just before."""
         at: datetime = await self.conn.fetchval("SELECT clock_timestamp()")

@@ -64,23 +64,36 @@ async def emu() -> AsyncIterator[RunningEmulator]:
         yield running
 
 
-async def _replicas(
-    server: PgServer, emu: RunningEmulator, tmp_path: Path, name: str, **extra: str
+async def start_replicas(
+    server: PgServer,
+    emu: RunningEmulator,
+    tmp_path: Path,
+    name: str,
+    *,
+    count: int = 3,
+    **extra: str,
 ) -> Replicas:
+    """`count` replicas on a new database `name`, each heard from (heartbeat) already."""
     url = await new_database(server, name)
     coins = tmp_path / "coins.toml"
     coins.write_text(COINS)
-    env = service_env(
-        emu,
-        tmp_path / "unused.db",
-        DATABASE_URL=url,
-        COINS_FILE=str(coins),
-        COLLECTION_INTERVAL_MINUTES=INTERVAL_MIN,
-        LEADER_CHECK_SECONDS=str(CHECK_S),
+    settings = {
+        "DATABASE_URL": url,
+        "COINS_FILE": str(coins),
+        "COLLECTION_INTERVAL_MINUTES": INTERVAL_MIN,
+        "LEADER_CHECK_SECONDS": str(CHECK_S),
         **CLIENT,
-        **extra,
-    )
-    return Replicas(env, tmp_path, await asyncpg.connect(plain_dsn(url)))
+    }
+    env = service_env(emu, tmp_path / "unused.db", **{**settings, **extra})
+    replicas = Replicas(env, tmp_path, await asyncpg.connect(plain_dsn(url)))
+    try:
+        for replica in [await replicas.start() for _ in range(count)]:
+            await replicas.wait_heard(replica)
+    except BaseException:
+        await replicas.kill_all()
+        await replicas.conn.close()
+        raise
+    return replicas
 
 
 async def test_kill_9_the_leader_20_times_and_a_follower_5_times(
@@ -88,14 +101,12 @@ async def test_kill_9_the_leader_20_times_and_a_follower_5_times(
     emu: RunningEmulator,
     tmp_path: Path,
 ) -> None:
-    replicas = await _replicas(pg_server, emu, tmp_path, "failover")
+    replicas = await start_replicas(pg_server, emu, tmp_path, "failover")
     rng = random.Random(16)
     plan = ["leader"] * LEADER_KILLS + ["follower"] * FOLLOWER_KILLS
     rng.shuffle(plan)
     takeovers: list[float] = []
     try:
-        for replica in [await replicas.start() for _ in range(3)]:
-            await replicas.wait_heard(replica)
         for kind in plan:
             await asyncio.sleep(rng.uniform(1.5, 3.5))  # ticks run in between
             leader = await replicas.leader()

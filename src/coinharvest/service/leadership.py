@@ -96,10 +96,15 @@ class Leadership:
         return self._conn
 
     async def aclose(self) -> None:
-        """Close the dedicated connection: the lock, if held, is released with the session."""
+        """End the dedicated session: the lock, if held, is released with it.
+
+        The connection is invalidated, not returned to the pool: a pooled session would
+        keep the lock (session locks outlive transactions), and no replica could lead.
+        """
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
+                await conn.invalidate()
                 await conn.close()
             except Exception as exc:  # closing a broken connection: nothing left to release
                 log.debug("closing the leader connection: %s", exc)
