@@ -10,6 +10,7 @@ has its own session, exactly as separate replicas do.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -38,7 +39,6 @@ async def db(pg_server: PgServer) -> AsyncIterator[AsyncEngine]:  # noqa: F811
 
 def replica(db: AsyncEngine, owner: str, *, skew_s: float = 0.0) -> Leadership:
     """A replica whose own clock is `skew_s` off (the loop's monotonic clock plus it)."""
-    import asyncio
 
     def clock() -> float:
         return asyncio.get_running_loop().time() + skew_s
@@ -116,15 +116,16 @@ async def test_a_replicas_own_clock_does_not_matter(db: AsyncEngine) -> None:
         assert now_ahead is not None and now_behind is not None
         assert abs(now_ahead - now_behind) < 0.5  # both read the database's epoch
         async with db.connect() as conn:
-            db_epoch = (await conn.execute(text("SELECT extract(epoch FROM now())"))).scalar()
-        assert abs(now_ahead - float(db_epoch)) < 1.0
+            query = text("SELECT extract(epoch FROM now())::float8")
+            db_epoch = float((await conn.execute(query)).scalar_one())
+        assert abs(now_ahead - db_epoch) < 1.0
         leader = ahead if ahead.leads else behind
         claimed = await leader_sql.claim_tick(
             await leader.connection(), INTERVAL_MS, leader.replica_id, "run-x", -1
         )
         assert claimed is not None
         tick, late_s = claimed
-        assert tick == math.floor(float(db_epoch) * 1000 / INTERVAL_MS)
+        assert tick == math.floor(db_epoch * 1000 / INTERVAL_MS)
         assert 0 <= late_s < INTERVAL_MS / 1000
     finally:
         await ahead.aclose()
