@@ -175,7 +175,9 @@ async def run_service(
     sources = build_sources(settings, names=names)
     metrics = await _seeded_metrics(sorted(sources), [c.symbol for c in coins()], store.engine)
     tracker = RunTracker(store, _pruner(store.engine, settings.retention_days))
-    engine = build_engine(settings, sources, tracker, observer=metrics, limit_store=store)
+    engine = build_engine(
+        settings, sources, tracker, observer=metrics, limit_store=store, database=store.engine
+    )
     try:
         sched = _scheduler(settings, engine, coins, metrics)
         desk = desk_from_settings(settings, sources, store.engine, engine=engine, resetter=store)
