@@ -4,6 +4,7 @@ has its own session, exactly as separate replicas do.
 - only the lock's holder claims a tick, and a tick is claimed once;
 - an ex-leader whose session ended (a paused process the server gave up on) claims nothing;
 - a takeover clears the dead leader's mark and interrupts the runs it started;
+- a leader whose connection is cut follows, keeps its loop alive and leads again;
 - the processes' own clocks do not matter: tick identity and lateness come from the
   database's clock, whatever offset a replica's clock has.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.conftest import pg_server  # noqa: F401  # the session's PostgreSQL server
 from storage.pgserver import PgServer
 
+from coinharvest.engine import Engine
+from coinharvest.models import Coin
 from coinharvest.service.leadership import TAKEN_OVER, Leadership
+from coinharvest.service.replicated import ReplicatedScheduler
+from coinharvest.service.scheduler import Scheduler
+from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import leader_sql, open_database, writes
 from coinharvest.storage.schema import runs
 
@@ -130,3 +136,38 @@ async def test_a_replicas_own_clock_does_not_matter(db: AsyncEngine) -> None:
     finally:
         await ahead.aclose()
         await behind.aclose()
+
+
+async def test_a_leader_whose_connection_is_cut_keeps_serving_and_leads_again(
+    db: AsyncEngine,
+) -> None:
+    changes: list[tuple[bool, bool]] = []
+    lead = Leadership(db, owner="host:1", check_s=0.1, on_change=lambda *c: changes.append(c))
+    engine = Engine({"sim": SimulatedSource("sim")})
+    coin = Coin("AAA", "A", {"sim": "a"}, (("sim",),))
+    sched = Scheduler(engine, lambda: [coin], interval_s=0.6, grace_s=1.0)
+    loop = ReplicatedScheduler(sched, lead)
+    task = asyncio.create_task(loop.serve())
+    try:
+        await _until(lambda: sched.stats.runs >= 2)
+        pid = (await (await lead.connection()).execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with db.begin() as admin:  # the server ends the leader's session
+            await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        runs_before = sched.stats.runs
+        await _until(lambda: sched.stats.runs >= runs_before + 2)
+    finally:
+        sched.request_stop()
+        await asyncio.wait_for(task, 10)
+    assert task.exception() is None
+    assert changes == [(True, False), (False, False), (True, False)]
+    async with db.connect() as conn:
+        ticks = [r.tick for r in await conn.execute(text("SELECT tick FROM schedule_ticks"))]
+    assert len(ticks) == len(set(ticks)) == sched.stats.runs
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

@@ -149,6 +149,12 @@ class Leadership:
         if self.on_change is not None:
             self.on_change(leads, took_over)
 
+    async def lost(self, why: str) -> None:
+        """A statement on the dedicated connection failed: follow until a check proves
+        otherwise (the session, and with it the lock, is ended)."""
+        await self._drop(why)
+        self._became(False)
+
     async def _drop(self, why: str) -> None:
         if self._conn is not None or self.leads:
             log.warning("leader connection lost (%s); following until it is back", why)

@@ -66,7 +66,11 @@ class ReplicatedScheduler:
         sched = self.sched
         try:
             while not sched.stopping:
-                await self._step()
+                try:
+                    await self._step()
+                except Exception as exc:  # a database error mid-step: the next check decides
+                    await self.leadership.lost(f"{type(exc).__name__}: {exc}")
+                    self._next_check = self.sched.clock() + self.leadership.check_s
                 await sched.pause(self._sleep_s())
             await sched.wind_down()
         finally:
@@ -116,16 +120,11 @@ class ReplicatedScheduler:
             sched.skipped("previous collection still running; tick skipped")
             return
         run_id = uuid.uuid4().hex[:12]
-        try:
-            conn = await self.leadership.connection()
-            after = self._last_tick if self._last_tick is not None else -1
-            claimed = await leader_sql.claim_tick(
-                conn, self.interval_ms, self.leadership.replica_id, run_id, after
-            )
-        except Exception as exc:  # the connection failed: the next check says who leads
-            log.warning("could not claim the tick: %s: %s", type(exc).__name__, exc)
-            self._next_check = -math.inf
-            return
+        conn = await self.leadership.connection()
+        after = self._last_tick if self._last_tick is not None else -1
+        claimed = await leader_sql.claim_tick(
+            conn, self.interval_ms, self.leadership.replica_id, run_id, after
+        )
         if claimed is None:
             await self._not_claimed()
             return
@@ -157,12 +156,8 @@ class ReplicatedScheduler:
 
     async def _take_request(self) -> None:
         run_id = uuid.uuid4().hex[:12]
-        try:
-            conn = await self.leadership.connection()
-            request = await leader_sql.claim_request(conn, self.leadership.replica_id, run_id)
-        except Exception as exc:  # the next check decides; the request waits
-            log.warning("could not read run requests: %s: %s", type(exc).__name__, exc)
-            return
+        conn = await self.leadership.connection()
+        request = await leader_sql.claim_request(conn, self.leadership.replica_id, run_id)
         if request is not None:
             log.info("run request %d (forwarded): starting run %s", request, run_id)
             self.sched.trigger("api", run_id=run_id)
