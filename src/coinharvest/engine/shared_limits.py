@@ -23,8 +23,13 @@ How a job goes through it (`engine/execution.py`):
    the spacing since the last request *on the wire* of any process has passed, then the start
    is stamped with the database's time of sending. Admission comes before the connection is
    open, and a request admitted later may be sent first.
-4. `release` when the request has ended. A lease never released (a crashed process) expires
-   after `lease_s` (above the job timeout), and its slot comes back.
+4. `release` when the request has ended.
+
+A lease lives as long as its holder: it names this client's owner number, whose session
+advisory lock (`OwnerLock`) is held on a connection of its own. When the process dies, its
+session ends and the source's next admission (any process's) drops its leases; expiry
+(`lease_s`, above the job timeout) is the last resort. While the process lives without that
+session, the database refuses its admissions and sends until the lock is taken again.
 
 Failing closed: when the database cannot be asked (unreachable, too slow), the job's request
 is not sent; its outcome is a `TransientError` (logged), retried through the lane like any
@@ -35,6 +40,7 @@ into the local quota, so the run defers the source's jobs as it does for a local
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 import uuid
@@ -48,15 +54,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from coinharvest.engine.limiter import Clock, SourceLimiter
 from coinharvest.errors import ConfigError, TransientError
 from coinharvest.logs import get_logger
-from coinharvest.storage.shared_limiter_sql import RELEASE
+from coinharvest.storage.shared_limiter_sql import NEXT_OWNER, RELEASE, TAKE_OWNER
 
-__all__ = ["SharedLimits", "SharedLimitsDown", "SharedQuotaSpent", "check_shared_limits_url"]
+__all__ = [
+    "OwnerLock",
+    "OwnerLost",
+    "SharedLimits",
+    "SharedLimitsDown",
+    "SharedQuotaSpent",
+    "check_shared_limits_url",
+]
 
 log = get_logger("limiter")
 
 _ACQUIRE = text(
-    "SELECT * FROM shared_limit_acquire(:k, :lease, :lease_ms, :cap, :spacing_ms, :window_ms,"
-    " :window_n, :per_day, :per_month, :learned_cap, :learned_spacing_ms, :learned_ttl_ms)"
+    "SELECT * FROM shared_limit_acquire(:k, :lease, :owner, :lease_ms, :cap, :spacing_ms,"
+    " :window_ms, :window_n, :per_day, :per_month, :learned_cap, :learned_spacing_ms,"
+    " :learned_ttl_ms)"
 )
 _SEND = text("SELECT shared_limit_send(:k, :lease, :lease_ms, :spacing_ms)")
 _COOL_DOWN = text("SELECT shared_limit_cool_down(:k, :seconds)")
@@ -64,6 +78,10 @@ _RELEASE = text(RELEASE.replace("$1", ":k").replace("$2", ":lease"))
 
 #: Most jitter added to a wait the database asked for (never taken off it).
 JITTER_S = 0.005
+
+#: The database's answer when the owner's lock is not held (acquire) or the lease is gone or
+#: its owner dead (send): nothing was recorded, nothing may be sent.
+_DEAD = -3
 
 
 def check_shared_limits_url(shared: bool, url: str) -> None:
@@ -83,6 +101,94 @@ class SharedLimitsDown(TransientError):
         super().__init__(
             source, f"shared limits unavailable ({type(exc).__name__}: {detail[:200]})"
         )
+
+
+class OwnerLost(ConnectionError):
+    """This client's owner lock could not be held (or the database no longer sees it)."""
+
+
+class OwnerLock:
+    """This client's liveness as PostgreSQL sees it: the session advisory lock
+    ``(OWNER_NS, number)`` held on a raw asyncpg connection of its own, outside the engine's
+    pool (a pooled session would keep the lock after its "close", and take a pool slot).
+
+    The lock lives exactly as long as that session: a killed process's socket is closed by
+    its kernel, the server ends the session, and the owner's leases count for nobody.
+    """
+
+    def __init__(self, db: AsyncEngine, *, timeout_s: float) -> None:
+        self._db = db
+        self.timeout_s = timeout_s
+        #: The owner number (None until first taken); kept across a lost session, so that
+        #: the same number is taken again when it is free.
+        self.number: int | None = None
+        #: Counts the sessions taken: `lost` ends only the session it is told about.
+        self.session = 0
+        self._conn: Any = None
+        self._taking = asyncio.Lock()
+
+    async def held(self) -> int:
+        """The owner number, its lock held by a live session; taken (again) first when there
+        is no session. :raises OwnerLost: it could not be taken (the caller fails closed)."""
+        if self.number is not None and self._conn is not None and not self._conn.is_closed():
+            return self.number
+        async with self._taking:
+            if self.number is None or self._conn is None or self._conn.is_closed():
+                await self._take()
+        assert self.number is not None  # set by _take, or it raised
+        return self.number
+
+    async def lost(self, session: int) -> None:
+        """The database did not see the lock of `session`: end it (unless already replaced
+        by a newer one, for a concurrent caller); the next `held` takes the lock again."""
+        if session == self.session:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """End the session (the lock goes with it): closed politely within `timeout_s`,
+        else cut (`terminate`)."""
+        conn, self._conn = self._conn, None
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await conn.close(timeout=self.timeout_s)
+        except Exception as exc:  # a broken connection: cut it, nothing else holds the lock
+            log.debug("closing the owner lock's connection: %s", exc)
+            conn.terminate()
+
+    async def _take(self) -> None:
+        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+
+        await self.aclose()
+        args, kwargs = self._db.dialect.create_connect_args(self._db.url)
+        accepted = inspect.signature(asyncpg.connect).parameters
+        kwargs = {name: value for name, value in kwargs.items() if name in accepted}
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                conn = await asyncpg.connect(*args, **kwargs)
+                try:
+                    self.number = await self._lock(conn)
+                except BaseException:
+                    conn.terminate()
+                    raise
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise OwnerLost(f"owner lock not taken ({type(exc).__name__}: {exc})") from exc
+        self._conn, self.session = conn, self.session + 1
+
+    async def _lock(self, conn: Any) -> int:
+        """Lock the same number again when it is free (its leases not yet dropped count
+        again), else a new one (a number still held, e.g. by our old half-open session, or
+        reused by the cycling sequence, is refused by the lock itself)."""
+        if self.number is not None and await conn.fetchval(TAKE_OWNER, self.number):
+            log.info("shared limits: owner lock %d taken again", self.number)
+            return self.number
+        for _ in range(100):
+            number = int(await conn.fetchval(NEXT_OWNER))
+            if await conn.fetchval(TAKE_OWNER, number):
+                if self.number is not None:
+                    log.warning("shared limits: owner %d is now owner %d", self.number, number)
+                return number
+        raise OwnerLost("no free owner number in 100 tries")
 
 
 class SharedQuotaSpent(TransientError):
@@ -128,6 +234,8 @@ class SharedLimits:
         self._rng = rng or random.Random()
         self._reported: dict[str, tuple[int, float, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: This client's liveness (taken at the first admission); see the module docstring.
+        self.owner = OwnerLock(db, timeout_s=timeout_s)
 
     def key(self, source: str) -> str:
         """The limit key of `source`: its name and its API key's fingerprint."""
@@ -144,14 +252,25 @@ class SharedLimits:
             else the job's outcome instead of sending, with nothing recorded: the quota is
             spent, or the database could not be asked (`SharedLimitsDown`).
         """
+        params = self._acquire_params(limiter, lease, adaptive)
+        retook = False
         while True:
             try:
-                row = await self._call(_ACQUIRE, self._acquire_params(limiter, lease, adaptive))
+                params["owner"] = await self.owner.held()
+                session = self.owner.session
+                row = await self._call(_ACQUIRE, params)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 return self._down(limiter.name, exc)
             wait_ms, why, used_day, used_month = row
             if wait_ms == 0:
                 return None
+            if wait_ms == _DEAD:  # our session is gone though the connection looked alive
+                await self.owner.lost(session)
+                if retook:
+                    lost = OwnerLost("the database does not see this process's owner lock")
+                    return self._down(limiter.name, lost)
+                retook = True
+                continue
             if wait_ms == -2:
                 return self._quota_spent(limiter, used_day, used_month)
             delay = self.poll_s if wait_ms == -1 else wait_ms / 1000.0
@@ -166,7 +285,8 @@ class SharedLimits:
         Without spacing there is nothing to wait for: no call (the window counts starts
         from admission, a few ms early at most, which the spacing guard covers).
 
-        :raises SharedLimitsDown: the database could not be asked (nothing is sent).
+        :raises SharedLimitsDown: the database could not be asked, or the lease no longer
+            counts (its owner's session ended, so others may have its slot): nothing is sent.
         """
         if limiter.spacing_s <= 0:
             return
@@ -181,6 +301,8 @@ class SharedLimits:
                 (wait_ms,) = await self._call(_SEND, params)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 raise self._down(limiter.name, exc) from exc
+            if wait_ms == _DEAD:
+                raise self._down(limiter.name, OwnerLost("the lease no longer counts"))
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000.0)
@@ -198,9 +320,11 @@ class SharedLimits:
         self._spawn(self._call(_COOL_DOWN, params), "cooldown")
 
     async def aclose(self) -> None:
-        """Wait for the background releases and cooldowns still running."""
+        """Wait for the background releases and cooldowns still running, then end the owner
+        lock's session (leases still held then count for nobody)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.owner.aclose()
 
     def _acquire_params(
         self, limiter: SourceLimiter, lease: uuid.UUID, adaptive: bool

@@ -7,7 +7,15 @@ using the same API key share it, two keys do not). Every decision locks that row
 ``clock_timestamp()`` *after* the lock, so only the database's clock decides (the processes'
 clocks may be wrong by hours) and a decision never uses a time older than the one before it.
 
-- ``shared_limit_acquire``: drops expired leases and starts older than the window, then
+Every lease belongs to an *owner*: one client (`SharedLimits`, one per process) holding the
+session advisory lock ``(OWNER_NS, owner)`` on a dedicated connection, its number from the
+``shared_limit_owners`` sequence. The database itself decides who lives: a lease whose
+owner's lock is no longer held (the process was killed, its session ended) is dropped at the
+next decision of its key, so its slot is free within one admission, not at its expiry
+(which stays as the last resort). A caller whose own lock is not held gets no lease.
+
+- ``shared_limit_acquire``: refuses a caller whose owner lock is not held (wait -3), drops
+  expired leases, leases of dead owners and starts older than the window, then
   refuses when a quota is spent (wait -2), waits for the cooldown, the spacing since the last
   start and the rolling window (wait > 0 ms), refuses while the in-flight cap is full
   (wait -1), else records the lease, the start and the quota counts (wait 0). The cap and
@@ -15,8 +23,9 @@ clocks may be wrong by hours) and a decision never uses a time older than the on
   (kept ``p_learned_ttl_ms``, so a stopped controller's limits wear off).
 - ``shared_limit_send``: a request's headers are about to go on the wire: wait until the
   spacing since the last request *on the wire* has passed, then stamp its start (and the
-  lease) with that time. Admission happens before the connection opens; two processes' sends
-  can overtake each other, and only the send time is what the upstream sees.
+  lease) with that time; -3 (not to be sent) when the lease is gone or its owner is dead.
+  Admission happens before the connection opens; two processes' sends can overtake each
+  other, and only the send time is what the upstream sees.
 - ``shared_limit_cool_down``: pause the key for every process (a 429, a spent quota).
 - Release is one ``DELETE`` of the lease (`RELEASE`).
 
@@ -29,11 +38,22 @@ crash may lose the last fraction of a second of counts, never corrupt them.
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "DROP", "RELEASE", "TABLES"]
+__all__ = ["CREATE", "DROP", "NEXT_OWNER", "OWNER_NS", "RELEASE", "TABLES", "TAKE_OWNER"]
 
 #: The tables of the shared limiter: PostgreSQL only, outside `schema.metadata` (UNLOGGED
 #: is not expressible there, and only the functions below read or write them).
 TABLES = ("shared_limits", "shared_limit_leases", "shared_limit_starts")
+
+#: The first key of every owner lock, ``pg_try_advisory_lock(OWNER_NS, owner)`` ('lims' in
+#: ASCII). pg_locks shows it as classid OWNER_NS, objid owner, objsubid 2: never the leader
+#: lock (one bigint key: classid 0, objsubid 1; `leader_sql.LEADER_KEY`).
+OWNER_NS = 0x6C696D73
+
+#: A fresh owner number (1 .. 2**31-1, cycling: a reused number is refused by the lock).
+NEXT_OWNER = "SELECT nextval('shared_limit_owners')::integer"
+
+#: Takes owner `$1`'s lock on this session (false: another session holds it).
+TAKE_OWNER = f"SELECT pg_try_advisory_lock({OWNER_NS}, $1::integer)"
 
 _TABLES = """
 CREATE TABLE shared_limits (
@@ -48,9 +68,11 @@ CREATE TABLE shared_limits (
     used_day integer NOT NULL DEFAULT 0,
     used_month integer NOT NULL DEFAULT 0
 );
+CREATE SEQUENCE shared_limit_owners AS integer CYCLE;
 CREATE UNLOGGED TABLE shared_limit_leases (
     limit_key text NOT NULL,
     lease uuid NOT NULL,
+    owner integer NOT NULL,
     expires timestamptz NOT NULL,
     PRIMARY KEY (limit_key, lease)
 );
@@ -75,7 +97,7 @@ _LOCK = """
 
 _ACQUIRE = """
 CREATE OR REPLACE FUNCTION shared_limit_acquire(
-    k text, p_lease uuid, p_lease_ms double precision, p_cap integer,
+    k text, p_lease uuid, p_owner integer, p_lease_ms double precision, p_cap integer,
     p_spacing_ms double precision, p_window_ms double precision, p_window_n integer,
     p_per_day integer, p_per_month integer,
     p_learned_cap integer, p_learned_spacing_ms double precision, p_learned_ttl_ms double precision,
@@ -90,7 +112,15 @@ DECLARE
     nth timestamptz;
     today date;
     allowance integer;
+    live oid[];
 BEGIN
+    -- Owners whose session lives, read once (one scan of the lock table; before the row
+    -- lock, so the scan does not lengthen the key's critical section).
+    live := ARRAY(SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory'
+        AND l.classid = __NS__ AND l.objsubid = 2 AND l.granted);
+    IF NOT p_owner::oid = ANY(live) THEN  -- the caller's own session is gone: no lease for it
+        wait_ms := -3; why := 'owner'; RETURN;
+    END IF;
     __LOCK__
     IF p_learned_cap IS NOT NULL THEN  -- an adaptive controller reports what it decided
         UPDATE shared_limits SET learned_cap = p_learned_cap,
@@ -102,7 +132,9 @@ BEGIN
         cap := least(cap, st.learned_cap);
         spacing := greatest(spacing, st.learned_spacing_ms);
     END IF;
-    DELETE FROM shared_limit_leases WHERE limit_key = k AND expires <= now_ts;
+    -- A lease ends with its holder's session (a killed process), or at its expiry.
+    DELETE FROM shared_limit_leases l WHERE l.limit_key = k
+        AND (l.expires <= now_ts OR NOT l.owner::oid = ANY(live));
     DELETE FROM shared_limit_starts
         WHERE limit_key = k AND at <= now_ts - make_interval(secs => p_window_ms / 1000.0);
     -- Quotas count per UTC day and month of the database's clock.
@@ -144,7 +176,7 @@ BEGIN
         wait_ms := -1; why := 'cap'; RETURN;
     END IF;
     INSERT INTO shared_limit_leases VALUES
-        (k, p_lease, now_ts + make_interval(secs => p_lease_ms / 1000.0));
+        (k, p_lease, p_owner, now_ts + make_interval(secs => p_lease_ms / 1000.0));
     INSERT INTO shared_limit_starts VALUES (k, p_lease, now_ts);
     used_day := used_day + 1;
     used_month := used_month + 1;
@@ -164,7 +196,16 @@ DECLARE
     now_ts timestamptz;
     spacing double precision := p_spacing_ms;
     w double precision;
+    holder integer;
 BEGIN
+    -- A lease whose holder's session ended counts for nobody: its request must not go.
+    SELECT l.owner INTO holder FROM shared_limit_leases l
+        WHERE l.limit_key = k AND l.lease = p_lease;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+            AND l.classid = __NS__ AND l.objid = holder::oid AND l.objsubid = 2 AND l.granted)
+    THEN
+        RETURN -3;
+    END IF;
     __LOCK__
     IF st.learned_until > now_ts THEN
         spacing := greatest(spacing, st.learned_spacing_ms);
@@ -173,11 +214,14 @@ BEGIN
     IF w > 0 THEN
         RETURN ceil(w)::integer;
     END IF;
+    UPDATE shared_limit_leases SET expires = now_ts + make_interval(secs => p_lease_ms / 1000.0)
+        WHERE limit_key = k AND lease = p_lease;
+    IF NOT FOUND THEN  -- dropped since (its holder seen dead by another process's admission)
+        RETURN -3;
+    END IF;
     UPDATE shared_limits SET last_sent = now_ts, last_start = greatest(last_start, now_ts)
         WHERE limit_key = k;
     UPDATE shared_limit_starts SET at = now_ts WHERE limit_key = k AND lease = p_lease;
-    UPDATE shared_limit_leases SET expires = now_ts + make_interval(secs => p_lease_ms / 1000.0)
-        WHERE limit_key = k AND lease = p_lease;
     RETURN 0;
 END $$;
 """
@@ -198,13 +242,17 @@ END $$;
 #: Every statement of revision 0007's upgrade, in order.
 CREATE: tuple[str, ...] = (
     *(table.strip() for table in _TABLES.split(";") if table.strip()),
-    *(fn.replace("__LOCK__", _LOCK.strip()) for fn in (_ACQUIRE, _SEND, _COOL_DOWN)),
+    *(
+        fn.replace("__LOCK__", _LOCK.strip()).replace("__NS__", str(OWNER_NS))
+        for fn in (_ACQUIRE, _SEND, _COOL_DOWN)
+    ),
 )
 
 #: Revision 0007's downgrade.
 DROP: tuple[str, ...] = (
     "DROP FUNCTION IF EXISTS shared_limit_acquire, shared_limit_send, shared_limit_cool_down",
     "DROP TABLE IF EXISTS shared_limits, shared_limit_leases, shared_limit_starts",
+    "DROP SEQUENCE IF EXISTS shared_limit_owners",
 )
 
 #: Gives a lease back (its slot is free for every process at once).

@@ -1,6 +1,8 @@
 """Shared limits (``SHARED_LIMITS=on``): per-source limiter state and its PL/pgSQL functions,
-on PostgreSQL only (`coinharvest.storage.shared_limiter_sql`). SQLite is one process's
-database: its limits stay in process, so this revision changes nothing there.
+on PostgreSQL only (`coinharvest.storage.shared_limiter_sql`): the limits' tables, the
+in-flight leases (each with its owner, whose session advisory lock says it lives) and the
+``shared_limit_owners`` sequence that numbers the owners. SQLite is one process's database:
+its limits stay in process, so this revision changes nothing there.
 
 Revision ID: 0007
 Revises: 0006
