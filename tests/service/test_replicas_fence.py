@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -28,7 +27,7 @@ from coinharvest.service.leadership import TAKEN_OVER, Leadership
 from coinharvest.service.replicated import ReplicatedScheduler
 from coinharvest.service.scheduler import Scheduler
 from coinharvest.sources.simulated import SimulatedSource
-from coinharvest.storage import leader_sql, open_database, writes
+from coinharvest.storage import leader_sql, open_database
 from coinharvest.storage.schema import runs
 
 from .replicakit import new_database
@@ -41,6 +40,11 @@ async def db(pg_server: PgServer) -> AsyncIterator[AsyncEngine]:  # noqa: F811
     engine = await open_database(await new_database(pg_server, "fence"))
     yield engine
     await engine.dispose()
+
+
+def claim(lead: Leadership, run_id: str) -> leader_sql.Claim:
+    """A claim of `lead` for run `run_id` of 3 coins."""
+    return leader_sql.Claim(lead.replica_id, run_id, lead.owner, 3)
 
 
 def replica(db: AsyncEngine, owner: str, *, skew_s: float = 0.0) -> Leadership:
@@ -58,10 +62,10 @@ async def test_only_the_holder_claims_and_a_tick_is_claimed_once(db: AsyncEngine
         assert await a.check() is True
         assert await b.check() is False
         ca, cb = await a.connection(), await b.connection()
-        assert await leader_sql.claim_tick(cb, INTERVAL_MS, b.replica_id, "run-b", -1) is None
-        claimed = await leader_sql.claim_tick(ca, INTERVAL_MS, a.replica_id, "run-a", -1)
+        assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1) is None
+        claimed = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
         assert claimed is not None
-        again = await leader_sql.claim_tick(ca, INTERVAL_MS, a.replica_id, "run-a2", -1)
+        again = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a2"), -1)
         assert again is None  # the same tick: the fence holds even for the leader
     finally:
         await a.aclose()
@@ -78,10 +82,10 @@ async def test_an_ex_leader_whose_session_ended_claims_nothing(db: AsyncEngine) 
             await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         assert await b.check() is True
         with pytest.raises(Exception):  # noqa: B017  # asyncpg's, wrapped by SQLAlchemy
-            await leader_sql.claim_tick(old, INTERVAL_MS, a.replica_id, "run-a", -1)
+            await leader_sql.claim_tick(old, INTERVAL_MS, claim(a, "run-a"), -1)
         assert await a.check() is False  # it reconnects, finds the lock taken, follows
         cb = await b.connection()
-        assert await leader_sql.claim_tick(cb, INTERVAL_MS, b.replica_id, "run-b", -1)
+        assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1)
     finally:
         await a.aclose()
         await b.aclose()
@@ -94,10 +98,7 @@ async def test_a_takeover_interrupts_the_dead_leaders_runs(db: AsyncEngine) -> N
     try:
         assert await a.check() is True
         ca = await a.connection()
-        assert await leader_sql.claim_tick(ca, INTERVAL_MS, a.replica_id, "run-a", -1)
-        start = writes.RunStart("run-a", "schedule", datetime.now(UTC), 3, "host:1")
-        async with db.begin() as conn:
-            await writes.insert_run(conn, start)
+        assert await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
         await a.aclose()  # the leader's session ends (its process died)
         assert await b.check() is True
         assert changes == [(True, True)]  # became leader, by a takeover
@@ -127,7 +128,7 @@ async def test_a_replicas_own_clock_does_not_matter(db: AsyncEngine) -> None:
         assert abs(now_ahead - db_epoch) < 1.0
         leader = ahead if ahead.leads else behind
         claimed = await leader_sql.claim_tick(
-            await leader.connection(), INTERVAL_MS, leader.replica_id, "run-x", -1
+            await leader.connection(), INTERVAL_MS, claim(leader, "run-x"), -1
         )
         assert claimed is not None
         tick, late_s = claimed

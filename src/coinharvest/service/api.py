@@ -62,6 +62,7 @@ from coinharvest.service.guard import LOCAL_HOSTS, SECURITY_HEADERS, Guard, docs
 from coinharvest.service.history_api import add_history_routes, refuse
 from coinharvest.service.limits import LimitsDesk
 from coinharvest.service.limits_api import add_limit_routes
+from coinharvest.service.manual_runs import NoLeader
 from coinharvest.service.metrics import CONTENT_TYPE_LATEST, Metrics
 from coinharvest.service.replication import replication
 from coinharvest.service.scheduler import RunInProgress, Scheduler
@@ -368,16 +369,19 @@ def _add_trigger_route(app: FastAPI, state: ServiceState, token: str, sched: Sch
         "/api/runs",
         status_code=202,
         response_model=RunStarted,
-        responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
     )
     async def start_run(
         credentials: BearerToken,
     ) -> Response:
-        """Start a collection run now (trigger ``api``). Needs the bearer token."""
+        """Start a collection run now (trigger ``api``), on the leader when replicas run.
+        Needs the bearer token. 409: a run is going; 503: no replica leads."""
         if (refused := bearer_refusal(credentials, expected)) is not None:
             return refused
         try:
             run_id = await _start(state, sched)
+        except NoLeader as exc:
+            return _error(503, str(exc))
         except RunInProgress as exc:
             return _error(409, str(exc))
         href = f"/api/runs/{run_id}" if run_id else None

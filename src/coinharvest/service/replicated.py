@@ -1,34 +1,40 @@
 """Service mode with replicas: the leader runs each tick once, on the database's clock.
 
 Ticks are numbered from the epoch on the database's clock: tick ``k`` of an interval ``I``
-is due at ``k·I`` (plus an optional random jitter), so every replica agrees on which tick is
-due whatever its own clock says (reference ratelimit-concurrency.md §7.3). The loop, on each
-replica::
+is due at ``k·I`` (plus an optional random jitter, at most half an interval), so every
+replica agrees on which tick is due whatever its own clock says (reference
+ratelimit-concurrency.md §7.3). The loop, on each replica::
 
     every LEADER_CHECK_SECONDS: check the lock, write the heartbeat (`Leadership.check`);
-        as leader and idle, take a forwarded run request (``POST /api/runs`` on a follower)
-    as leader, idle, with a tick due: claim it in ``schedule_ticks`` (the fence: a tick is
-        claimed once, only by the lock's holder), then start its run under the claimed id
+        as leader and idle, take a forwarded run request (`ManualRuns.take_request`)
+    as leader, idle, with a tick due: claim it in ``schedule_ticks`` together with its run
+        row (the fence: a tick is claimed once, only by the lock's holder), then start it
 
 A new leader continues after the newest tick anyone claimed: a tick the dead leader was
 running is not run again (its run reads ``interrupted``); a tick due during the takeover is
-run at once, late (``schedule_ticks.late_s``); if several were missed, only the newest runs
-and the others are counted as skipped and logged. A tick due while a run is still going is
-skipped and counted, as in one process. `start_run` is ``POST /api/runs`` on any replica:
-the leader starts it, a follower forwards it through ``run_requests`` and waits for the id.
+run at once, late (``schedule_ticks.late_s``). Ticks that came due after every other
+replica had gone silent and before this one led are logged and counted as skipped (only the
+newest runs). The first tick of a new series (a fresh database, a new interval) runs at
+once; if the next boundary is less than half an interval away, that boundary is left out.
+A tick due while a run is still going is skipped and counted, as in one process. A replica
+that stops leading while its run goes on stops the run (no new jobs): another leader may
+start the next tick. On a stop request the leader winds its run down, heartbeating, then
+steps down. Only database errors make a replica follow; any other error ends the loop
+(``/health`` then answers 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
-import uuid
 
 from coinharvest.config import Settings
 from coinharvest.logs import get_logger
 from coinharvest.service.api import ServiceState
-from coinharvest.service.leadership import Leadership
-from coinharvest.service.scheduler import RunInProgress, Scheduler, SchedulerStats
+from coinharvest.service.leadership import DB_ERRORS, Leadership
+from coinharvest.service.manual_runs import ManualRuns
+from coinharvest.service.scheduler import Scheduler, SchedulerStats
 from coinharvest.storage import leader_sql
 from coinharvest.storage.store import Store
 
@@ -54,93 +60,138 @@ class ReplicatedScheduler:
         self.leadership = leadership
         self.interval_ms = max(1, round(sched.interval_s * 1000))
         self.rng = rng or random.Random()
-        #: How long a follower waits for the leader to take a forwarded run request.
-        self.forward_wait_s = forward_wait_s or max(3.0, 4 * leadership.check_s)
+        self.jitter_s = min(sched.jitter_s, sched.interval_s / 2)
+        if self.jitter_s < sched.jitter_s:
+            log.warning(
+                "COLLECTION_JITTER_SECONDS capped at half the interval (%g s)", self.jitter_s
+            )
+        self._starts = asyncio.Lock()
+        wait_s = forward_wait_s or max(3.0, 4 * leadership.check_s)
+        self.manual = ManualRuns(sched, leadership, self._starts, wait_s)
+        self.start_run = self.manual.start_run
         self._last_tick: int | None = None  # the newest tick claimed or passed
-        self._jitter_s = 0.0
+        self._jitter = 0.0
+        self._new_series = False
         self._next_check = -math.inf
 
     async def serve(self) -> SchedulerStats:
-        """Check, lead, tick until the scheduler is asked to stop; then wind down and
-        release the lock."""
+        """Check, lead, tick until the scheduler is asked to stop; then wind down
+        (heartbeating while it does) and step down."""
         sched = self.sched
         try:
             while not sched.stopping:
                 try:
                     await self._step()
-                except Exception as exc:  # a database error mid-step: the next check decides
+                except DB_ERRORS as exc:  # the database failed mid-step: the next check decides
                     await self.leadership.lost(f"{type(exc).__name__}: {exc}")
-                    self._next_check = self.sched.clock() + self.leadership.check_s
+                    self._next_check = sched.clock() + self.leadership.check_s
                 await sched.pause(self._sleep_s())
-            await sched.wind_down()
+            await self._wind_down()
         finally:
-            await self.leadership.aclose()
+            await self.leadership.step_down()
         return sched.stats
+
+    async def _wind_down(self) -> None:
+        wind = asyncio.ensure_future(self.sched.wind_down())
+        while not wind.done():
+            if self.leadership.leads:  # stay the visible, fenced leader until the run ends
+                await self.leadership.check()
+            await asyncio.wait({wind}, timeout=self.leadership.check_s)
+        await wind
 
     async def _step(self) -> None:
         lead = self.leadership
         if self.sched.clock() >= self._next_check:
             was_leading = lead.leads
             self._next_check = self.sched.clock() + lead.check_s
-            if await lead.check() and not was_leading:
+            leads = await lead.check()
+            if leads and not was_leading:
                 await self._continue_schedule()
-            if lead.leads and not self.sched.running:
-                await self._take_request()
+            elif was_leading and not leads and self.sched.running:
+                log.warning("lost the lead during a run: stopping it (no new jobs)")
+                self.sched.engine.stop()
+            if lead.leads:
+                await self.manual.take_request()
         if lead.leads and self._tick_due():
             await self._tick()
 
     async def _continue_schedule(self) -> None:
-        """Just became leader: go on after the newest tick anyone claimed (or, first ever,
-        run the tick due now at once)."""
+        """Just became leader: go on after the newest tick anyone claimed (see the module
+        docstring for ticks missed meanwhile and a new series)."""
         conn = await self.leadership.connection()
         last = await leader_sql.last_tick(conn, self.interval_ms)
+        heard = await leader_sql.others_heard(conn, self.leadership.replica_id)
         now = self.leadership.db_now()
         assert now is not None  # a check succeeded
         current = math.floor(now * 1000 / self.interval_ms)
-        self._last_tick = last if last is not None else current - 1
-        self._jitter_s = 0.0  # a tick missed during a takeover runs at once
-        if last is not None and last >= current:
+        self._jitter = 0.0  # a tick missed during a takeover runs at once
+        self._new_series = last is None
+        if last is None:
+            self._last_tick = current - 1
+            return
+        self._last_tick = max(last, current - 1)
+        # Ticks due while another replica was still heard of were its business (it ran or
+        # skipped them); those due after every other went silent passed with no leader.
+        if (missed := current - max(last + 1, self._silent_since(heard))) > 0:
+            self.sched.skipped(
+                f"{missed} tick(s) came due with no leader; running the tick due now", missed
+            )
+        if last >= current:
             log.info("tick %d already run; next tick in %.1f s", last, self._due() - now)
+
+    def _silent_since(self, heard: float | None) -> int:
+        """The first tick due after every other replica went silent (a very old one if
+        there never was another)."""
+        if heard is None:
+            return -(2**62)
+        return math.floor(heard * 1000 / self.interval_ms) + 1
 
     def _due(self) -> float:
         """Database epoch seconds when the tick after the last one is due (with jitter)."""
         assert self._last_tick is not None
-        return (self._last_tick + 1) * self.interval_ms / 1000 + self._jitter_s
+        return (self._last_tick + 1) * self.interval_ms / 1000 + self._jitter
 
     def _tick_due(self) -> bool:
         now = self.leadership.db_now()
         return self._last_tick is not None and now is not None and now >= self._due()
 
     async def _tick(self) -> None:
-        sched = self.sched
-        if sched.running:
-            sched.stats.ticks += 1
-            now = self.leadership.db_now() or 0.0
-            self._passed(math.floor(now * 1000 / self.interval_ms))
-            sched.skipped("previous collection still running; tick skipped")
-            return
-        run_id = uuid.uuid4().hex[:12]
-        conn = await self.leadership.connection()
-        after = self._last_tick if self._last_tick is not None else -1
-        claimed = await leader_sql.claim_tick(
-            conn, self.interval_ms, self.leadership.replica_id, run_id, after
-        )
-        if claimed is None:
-            await self._not_claimed()
-            return
-        self._start(claimed, run_id)
-
-    def _start(self, claimed: tuple[int, float], run_id: str) -> None:
-        tick, late_s = claimed
-        missed = tick - (self._last_tick if self._last_tick is not None else tick - 1) - 1
-        if missed > 0:
-            self.sched.skipped(
-                f"{missed} tick(s) passed with no leader; running tick {tick} now", missed
+        async with self._starts:
+            if self.sched.running:
+                now = self.leadership.db_now() or 0.0
+                self._passed(math.floor(now * 1000 / self.interval_ms))
+                self.sched.stats.ticks += 1
+                self.sched.skipped("previous collection still running; tick skipped")
+                return
+            claim = self.manual.claim()
+            conn = await self.leadership.connection()
+            after = self._last_tick if self._last_tick is not None else -1
+            claimed = await leader_sql.claim_tick(
+                conn, self.interval_ms, claim, after, self._jitter
             )
+            if claimed is None:
+                await self._not_claimed()
+                return
+            await self._start(claimed, claim)
+
+    async def _start(self, claimed: tuple[int, float], claim: leader_sql.Claim) -> None:
+        tick, late_s = claimed
+        first, self._new_series = self._new_series, False
         self._passed(tick)
         self.sched.stats.ticks += 1
-        log.info("tick %d: starting run %s (%.2f s after it was due)", tick, run_id, late_s)
-        self.sched.trigger("schedule", run_id=run_id)
+        log.info("tick %d: starting run %s (%.2f s after it was due)", tick, claim.run_id, late_s)
+        if await self.manual.launch(claim, "schedule") and first:
+            self._skip_close_boundary(tick)
+
+    def _skip_close_boundary(self, tick: int) -> None:
+        """A run that started late stands in for the next tick if that is due within half
+        an interval (a fresh start 5 s before the hour is not followed by a run at :00)."""
+        now = self.leadership.db_now()
+        if now is not None and (tick + 1) * self.interval_ms / 1000 - now < (
+            self.interval_ms / 2000
+        ):
+            log.info("tick %d is due in under half an interval: left to this run", tick + 1)
+            self._passed(tick + 1)
 
     async def _not_claimed(self) -> None:
         """Early by the offset's error, lost the lock, or someone else claimed it: re-read."""
@@ -152,15 +203,7 @@ class ReplicatedScheduler:
 
     def _passed(self, tick: int) -> None:
         self._last_tick = tick if self._last_tick is None else max(tick, self._last_tick)
-        self._jitter_s = self.rng.uniform(0.0, self.sched.jitter_s)
-
-    async def _take_request(self) -> None:
-        run_id = uuid.uuid4().hex[:12]
-        conn = await self.leadership.connection()
-        request = await leader_sql.claim_request(conn, self.leadership.replica_id, run_id)
-        if request is not None:
-            log.info("run request %d (forwarded): starting run %s", request, run_id)
-            self.sched.trigger("api", run_id=run_id)
+        self._jitter = self.rng.uniform(0.0, self.jitter_s)
 
     def _sleep_s(self) -> float:
         now = self.sched.clock()
@@ -169,35 +212,6 @@ class ReplicatedScheduler:
             offset = self.leadership.offset or 0.0
             wake = min(wake, self._due() - offset)
         return max(MIN_SLEEP_S, wake - now)
-
-    async def start_run(self) -> str | None:
-        """``POST /api/runs`` on this replica: the run's id (see the module docstring).
-
-        :raises RunInProgress: a run is going here, or no leader took the request in time.
-        """
-        if self.leadership.leads:
-            run_id = uuid.uuid4().hex[:12]
-            self.sched.trigger("api", run_id=run_id)
-            return run_id
-        return await self._forward()
-
-    async def _forward(self) -> str | None:
-        db = self.leadership.db
-        async with db.begin() as conn:
-            request = await leader_sql.request_run(conn, self.leadership.replica_id)
-        deadline = self.sched.clock() + self.forward_wait_s
-        while self.sched.clock() < deadline:
-            await self.sched.pause(0.05)
-            async with db.begin() as conn:
-                if (run_id := await leader_sql.pending_request_run(conn, request)) is not None:
-                    return run_id
-        async with db.begin() as conn:
-            if await leader_sql.withdraw_request(conn, request):
-                raise RunInProgress(
-                    f"the leader did not take the run within {self.forward_wait_s:g} s "
-                    "(a run may be in progress; see /health)"
-                )
-            return await leader_sql.pending_request_run(conn, request)
 
 
 def replicate(
