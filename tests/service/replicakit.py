@@ -208,8 +208,10 @@ class Outcome:
         return cls(ticks, runs, duplicates, coins)
 
     def missed(self) -> int:
-        """Ticks between the first and the last that nobody claimed."""
-        numbers = [t["tick"] for t in self.ticks]
+        """Ticks nobody claimed between the second claimed tick and the last. (The first run
+        starts cold, up to half an interval late, and may overrun the next boundary: that
+        tick is skipped and counted like any overrun, not lost to a takeover.)"""
+        numbers = [t["tick"] for t in self.ticks][1:]
         return (numbers[-1] - numbers[0] + 1) - len(numbers) if numbers else 0
 
     def late(self, threshold_s: float) -> list[float]:

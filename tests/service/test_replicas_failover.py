@@ -45,6 +45,7 @@ CLIENT = {
     "MAX_THREEXPL_CONCURRENCY": "2",
     "HTTP_TIMEOUT_SECONDS": "2",
     "SHUTDOWN_GRACE_SECONDS": "2",
+    "SHARED_LIMITS": "on",  # a new leader knows the dead one's last starts
 }
 
 

@@ -14,8 +14,9 @@ A new leader continues after the newest tick anyone claimed: a tick the dead lea
 running is not run again (its run reads ``interrupted``); a tick due during the takeover is
 run at once, late (``schedule_ticks.late_s``). Ticks that came due after every other
 replica had gone silent and before this one led are logged and counted as skipped (only the
-newest runs). The first tick of a new series (a fresh database, a new interval) runs at
-once; if the next boundary is less than half an interval away, that boundary is left out.
+newest runs). The first run of a new series (a fresh database, a new interval) starts at
+once and claims the nearest boundary: the tick due now, or the next one when that is nearer
+(a fresh start 5 s before the hour is not followed by a second run at :00).
 A tick due while a run is still going is skipped and counted, as in one process. A replica
 that stops leading while its run goes on stops the run (no new jobs): another leader may
 start the next tick. On a stop request the leader winds its run down, heartbeating, then
@@ -167,7 +168,7 @@ class ReplicatedScheduler:
             conn = await self.leadership.connection()
             after = self._last_tick if self._last_tick is not None else -1
             claimed = await leader_sql.claim_tick(
-                conn, self.interval_ms, claim, after, self._jitter
+                conn, self.interval_ms, claim, after, self._jitter, nearest=self._new_series
             )
             if claimed is None:
                 await self._not_claimed()
@@ -176,22 +177,11 @@ class ReplicatedScheduler:
 
     async def _start(self, claimed: tuple[int, float], claim: leader_sql.Claim) -> None:
         tick, late_s = claimed
-        first, self._new_series = self._new_series, False
+        self._new_series = False
         self._passed(tick)
         self.sched.stats.ticks += 1
         log.info("tick %d: starting run %s (%.2f s after it was due)", tick, claim.run_id, late_s)
-        if await self.manual.launch(claim, "schedule") and first:
-            self._skip_close_boundary(tick)
-
-    def _skip_close_boundary(self, tick: int) -> None:
-        """A run that started late stands in for the next tick if that is due within half
-        an interval (a fresh start 5 s before the hour is not followed by a run at :00)."""
-        now = self.leadership.db_now()
-        if now is not None and (tick + 1) * self.interval_ms / 1000 - now < (
-            self.interval_ms / 2000
-        ):
-            log.info("tick %d is due in under half an interval: left to this run", tick + 1)
-            self._passed(tick + 1)
+        await self.manual.launch(claim, "schedule")
 
     async def _not_claimed(self) -> None:
         """Early by the offset's error, lost the lock, or someone else claimed it: re-read."""

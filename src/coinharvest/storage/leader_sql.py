@@ -114,7 +114,8 @@ _RUN_ROW = (
 _CLAIM_TICK = text(
     "WITH p AS (SELECT CAST(:ims AS bigint) AS ims, "
     "extract(epoch FROM clock_timestamp())::float8 AS t), "
-    "k AS (SELECT ims, t, floor(t * 1000 / ims)::bigint AS tick FROM p), "
+    "k AS (SELECT ims, t, (floor(t * 1000 / ims) + CASE WHEN CAST(:nearest AS boolean) AND "
+    "t * 1000 / ims - floor(t * 1000 / ims) >= 0.5 THEN 1 ELSE 0 END)::bigint AS tick FROM p), "
     "claim AS (INSERT INTO schedule_ticks (interval_ms, tick, replica_id, run_id, claimed_at, "
     "late_s) SELECT ims, tick, CAST(:id AS varchar), CAST(:run AS varchar), clock_timestamp(), "
     "greatest(0, t - tick * ims / 1000.0 - CAST(:jitter AS float8)) FROM k "
@@ -249,12 +250,24 @@ class Claim:
 
 
 async def claim_tick(
-    conn: AsyncConnection, interval_ms: int, claim: Claim, after: int, jitter_s: float = 0.0
+    conn: AsyncConnection,
+    interval_ms: int,
+    claim: Claim,
+    after: int,
+    jitter_s: float = 0.0,
+    nearest: bool = False,
 ) -> tuple[int, float] | None:
     """Claim the tick due now (database clock) for `claim.run_id` and write its run row, if
     the tick is newer than `after`, nobody claimed it and this session leads; (tick, seconds
-    late, not counting `jitter_s`) or None."""
-    params = {**claim.params("schedule"), "ims": interval_ms, "after": after, "jitter": jitter_s}
+    late, not counting `jitter_s`; 0 when early) or None. `nearest`: the tick whose due time
+    is nearest, possibly the next one (a series' first run stands for the nearer boundary)."""
+    params = {
+        **claim.params("schedule"),
+        "ims": interval_ms,
+        "after": after,
+        "jitter": jitter_s,
+        "nearest": nearest,
+    }
     row = (await conn.execute(_CLAIM_TICK, params)).one_or_none()
     return (int(row.tick), float(row.late_s)) if row is not None else None
 
