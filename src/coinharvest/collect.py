@@ -17,6 +17,7 @@ from coinharvest.engine.hooks import ResultSink
 from coinharvest.models import Coin, RunSummary
 
 if TYPE_CHECKING:
+    from coinharvest.engine import Engine
     from coinharvest.storage.store import Store
 
 __all__ = ["SinkDecorator", "collect_once"]
@@ -72,6 +73,7 @@ async def _collect(
 
     names = {src for coin in coins for chain in coin.chains for src in chain}
     sources = build_sources(settings, names=names, base_urls=base_urls)
+    engine: Engine | None = None
     try:
         with (decorate or nullcontext)(sink) as decorated:
             engine = build_engine(
@@ -86,3 +88,5 @@ async def _collect(
             return await engine.run(coins, trigger=trigger, deadline_s=deadline_s)
     finally:
         await close_sources(sources.values())
+        if engine is not None and engine.shared is not None:
+            await engine.shared.aclose()  # releases and cooldowns in flight, then the lock

@@ -187,6 +187,8 @@ async def run_service(
         return await _supervise(state, loop, address if http else None, settings.trusted_hosts)
     finally:
         await close_sources(sources.values())
+        if engine.shared is not None:
+            await engine.shared.aclose()  # releases and cooldowns in flight, then the lock
         await store.aclose()
 
 
