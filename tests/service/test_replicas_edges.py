@@ -165,3 +165,39 @@ async def test_an_old_series_and_a_fresh_start_count_no_skipped_ticks(db: AsyncE
         sched.request_stop()
         await asyncio.wait_for(task, 10)
     assert sched.stats.skipped_ticks == 0
+
+
+async def test_ticks_missed_while_a_frozen_leader_held_the_lock_are_counted(
+    db: AsyncEngine,
+) -> None:
+    frozen = Leadership(db, owner="host:1", check_s=0.1)
+    assert await frozen.check() is True
+    claim = leader_sql.Claim(frozen.replica_id, "frozen-run", "host:1", 1)
+    assert await leader_sql.claim_tick(await frozen.connection(), 600, claim, -1)
+    stop = asyncio.Event()
+
+    async def keep_alive() -> None:  # a follower heard of all along (it never gets the lock)
+        beat = text(
+            "INSERT INTO replicas VALUES ('other:3:x', 'other', 3, NULL, clock_timestamp(), "
+            "clock_timestamp(), NULL) ON CONFLICT (replica_id) DO UPDATE SET heartbeat_at = "
+            "clock_timestamp()"
+        )
+        while not stop.is_set():
+            async with db.begin() as conn:
+                await conn.execute(beat)
+            await asyncio.sleep(0.1)
+
+    sched = scheduler(interval_s=0.6)
+    task = asyncio.create_task(
+        ReplicatedScheduler(sched, Leadership(db, owner="host:2", check_s=0.1)).serve()
+    )
+    beat = asyncio.create_task(keep_alive())
+    try:
+        await _until(lambda: sched.stats.runs >= 1)  # after the idle timeout ended `frozen`
+    finally:
+        sched.request_stop()
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(task, beat), 10)
+        await frozen.step_down()
+    # ~stale_s (2.3 s) with no leader at 0.6 s a tick: some ticks passed, and they count.
+    assert sched.stats.skipped_ticks >= 2

@@ -83,6 +83,9 @@ class Leadership:
         self._own: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
         self._took_over = False
+        #: When the leader this replica took over from was last heard of (database epoch
+        #: seconds); None when it took over from nobody (a fresh start, a clean step-down).
+        self.previous_heard: float | None = None
 
     def db_now(self) -> float | None:
         """The database's epoch seconds now, as of the last check's offset."""
@@ -151,15 +154,17 @@ class Leadership:
         check = await leader_sql.check_lock(conn)
         self.offset = check.db_now - (before + self.clock()) / 2
         if check.leads and not self.leads:
-            await self._take_over(conn)
+            await self._take_over(conn, check.db_now)
         self.since = await leader_sql.heartbeat(
             conn, self.replica_id, self.host, self.pid, self.http_url, check.leads
         )
         return check.leads
 
-    async def _take_over(self, conn: AsyncConnection) -> None:
+    async def _take_over(self, conn: AsyncConnection, now: float) -> None:
         """First check as leader: clear the old leader's mark, interrupt its runs."""
         deposed = await leader_sql.depose_others(conn, self.replica_id)
+        silent = [silent_s for _, silent_s in deposed]
+        self.previous_heard = now - min(silent) if silent else None
         orphans = await leader_sql.orphan_runs(conn, self.replica_id)
         if orphans:
             await writes.interrupt_runs(conn, sorted(orphans), TAKEN_OVER)

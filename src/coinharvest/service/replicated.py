@@ -12,11 +12,12 @@ ratelimit-concurrency.md §7.3). The loop, on each replica::
 
 A new leader continues after the newest tick anyone claimed: a tick the dead leader was
 running is not run again (its run reads ``interrupted``); a tick due during the takeover is
-run at once, late (``schedule_ticks.late_s``). Ticks that came due after every other
-replica had gone silent and before this one led are logged and counted as skipped (only the
-newest runs). The first run of a new series (a fresh database, a new interval) starts at
-once and claims the nearest boundary: the tick due now, or the next one when that is nearer
-(a fresh start 5 s before the hour is not followed by a second run at :00).
+run at once, late (``schedule_ticks.late_s``). Ticks that came due after the old leader
+went silent (or, when nobody led, every other replica) and before this one led are logged
+and counted as skipped (only the newest runs). The first run of a new series (a fresh
+database, a new interval) starts at once and claims the nearest boundary: the tick due now,
+or the next one when that is nearer (a fresh start 5 s before the hour is not followed by a
+second run at :00).
 A tick due while a run is still going is skipped and counted, as in one process. A replica
 that stops leading while its run goes on stops the run (no new jobs): another leader may
 start the next tick. On a stop request the leader winds its run down, heartbeating, then
@@ -121,7 +122,9 @@ class ReplicatedScheduler:
         docstring for ticks missed meanwhile and a new series)."""
         conn = await self.leadership.connection()
         last = await leader_sql.last_tick(conn, self.interval_ms)
-        heard = await leader_sql.others_heard(conn, self.leadership.replica_id)
+        heard = self.leadership.previous_heard
+        if heard is None:  # nobody led: when was any other replica last heard of?
+            heard = await leader_sql.others_heard(conn, self.leadership.replica_id)
         now = self.leadership.db_now()
         assert now is not None  # a check succeeded
         current = math.floor(now * 1000 / self.interval_ms)
@@ -131,8 +134,8 @@ class ReplicatedScheduler:
             self._last_tick = current - 1
             return
         self._last_tick = max(last, current - 1)
-        # Ticks due while another replica was still heard of were its business (it ran or
-        # skipped them); those due after every other went silent passed with no leader.
+        # Ticks due while the old leader was still heard of were its business (it ran or
+        # skipped them); those due after it went silent passed with no leader.
         if (missed := current - max(last + 1, self._silent_since(heard))) > 0:
             self.sched.skipped(
                 f"{missed} tick(s) came due with no leader; running the tick due now", missed
@@ -141,8 +144,7 @@ class ReplicatedScheduler:
             log.info("tick %d already run; next tick in %.1f s", last, self._due() - now)
 
     def _silent_since(self, heard: float | None) -> int:
-        """The first tick due after every other replica went silent (a very old one if
-        there never was another)."""
+        """The first tick due after `heard` (a very old one if nobody was ever heard of)."""
         if heard is None:
             return -(2**62)
         return math.floor(heard * 1000 / self.interval_ms) + 1
