@@ -101,7 +101,8 @@ async def test_a_manual_run_on_a_leader_that_dies_reads_interrupted(db: AsyncEng
         assert await lead.check() is True
         runs = ManualRuns(scheduler(), lead, asyncio.Lock(), wait_s=1.0)
         claim = runs.claim()
-        assert await leader_sql.own_request(await lead.connection(), claim) is not None
+        async with lead.session() as conn:
+            assert await leader_sql.own_request(conn, claim) is not None
         await lead.aclose()  # the process dies before the run ends
         assert await next_one.check() is True
         async with db.connect() as conn:
@@ -173,7 +174,8 @@ async def test_ticks_missed_while_a_frozen_leader_held_the_lock_are_counted(
     frozen = Leadership(db, owner="host:1", check_s=0.1)
     assert await frozen.check() is True
     claim = leader_sql.Claim(frozen.replica_id, "frozen-run", "host:1", 1)
-    assert await leader_sql.claim_tick(await frozen.connection(), 600, claim, -1)
+    async with frozen.session() as conn:
+        assert await leader_sql.claim_tick(conn, 600, claim, -1)
     stop = asyncio.Event()
 
     async def keep_alive() -> None:  # a follower heard of all along (it never gets the lock)
@@ -201,3 +203,47 @@ async def test_ticks_missed_while_a_frozen_leader_held_the_lock_are_counted(
         await frozen.step_down()
     # ~stale_s (2.3 s) with no leader at 0.6 s a tick: some ticks passed, and they count.
     assert sched.stats.skipped_ticks >= 2
+
+
+async def test_a_statement_that_hangs_is_cut_at_the_session_timeout(db: AsyncEngine) -> None:
+    lead = Leadership(db, owner="host:1", check_s=0.1)  # timeout_s: 2 s
+    try:
+        with pytest.raises(TimeoutError):
+            async with lead.session() as conn:  # a black-holed connection, as the loop sees it
+                await conn.execute(text("SELECT pg_sleep(30)"))
+    finally:
+        await lead.step_down()
+
+
+async def test_a_claim_left_behind_by_the_same_replica_reads_interrupted(db: AsyncEngine) -> None:
+    lead = Leadership(db, owner="host:1", check_s=0.1)
+    try:
+        assert await lead.check() is True
+        claim = leader_sql.Claim(lead.replica_id, "lost-run", "host:1", 1)
+        async with lead.session() as conn:
+            assert await leader_sql.claim_tick(conn, 600, claim, -1)
+        await lead.lost("the reply never came")  # e.g. the connection dropped after the commit
+        assert await lead.check() is True  # its own lead back
+        async with db.connect() as conn:
+            query = text("SELECT status FROM runs WHERE run_id = 'lost-run'")
+            assert (await conn.execute(query)).scalar() == "interrupted"
+    finally:
+        await lead.step_down()
+
+
+async def test_a_tick_claimed_as_a_stop_came_is_given_back(db: AsyncEngine) -> None:
+    lead = Leadership(db, owner="host:1", check_s=0.1)
+    sched = scheduler()
+    try:
+        assert await lead.check() is True
+        runs = ManualRuns(sched, lead, asyncio.Lock(), wait_s=1.0)
+        claim = runs.claim()
+        async with lead.session() as conn:
+            assert await leader_sql.claim_tick(conn, 600, claim, -1)
+        sched.request_stop()  # SIGTERM between the claim and the start
+        assert await runs.launch(claim, "schedule") is False
+        async with db.connect() as conn:
+            left = (await conn.execute(text("SELECT count(*) FROM schedule_ticks"))).scalar()
+        assert left == 0  # the next leader runs that tick
+    finally:
+        await lead.step_down()

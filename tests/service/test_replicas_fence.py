@@ -47,6 +47,12 @@ def claim(lead: Leadership, run_id: str) -> leader_sql.Claim:
     return leader_sql.Claim(lead.replica_id, run_id, lead.owner, 3)
 
 
+async def backend_pid(lead: Leadership) -> int:
+    """The server process of `lead`'s dedicated session."""
+    async with lead.session() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
 def replica(db: AsyncEngine, owner: str, *, skew_s: float = 0.0) -> Leadership:
     """A replica whose own clock is `skew_s` off (the loop's monotonic clock plus it)."""
 
@@ -61,12 +67,12 @@ async def test_only_the_holder_claims_and_a_tick_is_claimed_once(db: AsyncEngine
     try:
         assert await a.check() is True
         assert await b.check() is False
-        ca, cb = await a.connection(), await b.connection()
-        assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1) is None
-        claimed = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
-        assert claimed is not None
-        again = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a2"), -1)
-        assert again is None  # the same tick: the fence holds even for the leader
+        async with a.session() as ca, b.session() as cb:
+            assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1) is None
+            claimed = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
+            assert claimed is not None
+            again = await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a2"), -1)
+            assert again is None  # the same tick: the fence holds even for the leader
     finally:
         await a.aclose()
         await b.aclose()
@@ -76,16 +82,17 @@ async def test_an_ex_leader_whose_session_ended_claims_nothing(db: AsyncEngine) 
     a, b = replica(db, "host:1"), replica(db, "host:2")
     try:
         assert await a.check() is True
-        old = await a.connection()
-        pid = (await old.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        pid = await backend_pid(a)
         async with db.begin() as admin:  # the server gives up on a's session
             await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         assert await b.check() is True
         with pytest.raises(Exception):  # noqa: B017  # asyncpg's, wrapped by SQLAlchemy
-            await leader_sql.claim_tick(old, INTERVAL_MS, claim(a, "run-a"), -1)
+            async with a.session() as old:
+                await leader_sql.claim_tick(old, INTERVAL_MS, claim(a, "run-a"), -1)
+        await a.aclose()  # what the loop does after a failed statement (`Leadership.lost`)
         assert await a.check() is False  # it reconnects, finds the lock taken, follows
-        cb = await b.connection()
-        assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1)
+        async with b.session() as cb:
+            assert await leader_sql.claim_tick(cb, INTERVAL_MS, claim(b, "run-b"), -1)
     finally:
         await a.aclose()
         await b.aclose()
@@ -97,8 +104,8 @@ async def test_a_takeover_interrupts_the_dead_leaders_runs(db: AsyncEngine) -> N
     b = Leadership(db, owner="host:2", check_s=0.2, on_change=lambda *c: changes.append(c))
     try:
         assert await a.check() is True
-        ca = await a.connection()
-        assert await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
+        async with a.session() as ca:
+            assert await leader_sql.claim_tick(ca, INTERVAL_MS, claim(a, "run-a"), -1)
         await a.aclose()  # the leader's session ends (its process died)
         assert await b.check() is True
         assert changes == [(True, True)]  # became leader, by a takeover
@@ -127,9 +134,8 @@ async def test_a_replicas_own_clock_does_not_matter(db: AsyncEngine) -> None:
             db_epoch = float((await conn.execute(query)).scalar_one())
         assert abs(now_ahead - db_epoch) < 1.0
         leader = ahead if ahead.leads else behind
-        claimed = await leader_sql.claim_tick(
-            await leader.connection(), INTERVAL_MS, claim(leader, "run-x"), -1
-        )
+        async with leader.session() as conn:
+            claimed = await leader_sql.claim_tick(conn, INTERVAL_MS, claim(leader, "run-x"), -1)
         assert claimed is not None
         tick, late_s = claimed
         assert tick == math.floor(db_epoch * 1000 / INTERVAL_MS)
@@ -151,7 +157,7 @@ async def test_a_leader_whose_connection_is_cut_keeps_serving_and_leads_again(
     task = asyncio.create_task(loop.serve())
     try:
         await _until(lambda: sched.stats.runs >= 2)
-        pid = (await (await lead.connection()).execute(text("SELECT pg_backend_pid()"))).scalar()
+        pid = await backend_pid(lead)
         async with db.begin() as admin:  # the server ends the leader's session
             await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         runs_before = sched.stats.runs
@@ -160,7 +166,7 @@ async def test_a_leader_whose_connection_is_cut_keeps_serving_and_leads_again(
         sched.request_stop()
         await asyncio.wait_for(task, 10)
     assert task.exception() is None
-    assert changes == [(True, False), (False, False), (True, False)]
+    assert changes == [(True, False), (False, False), (True, False), (False, False)]  # + stop
     async with db.connect() as conn:
         ticks = [r.tick for r in await conn.execute(text("SELECT tick FROM schedule_ticks"))]
     assert len(ticks) == len(set(ticks)) == sched.stats.runs

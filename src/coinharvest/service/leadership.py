@@ -22,10 +22,11 @@ this machine's wall clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -82,7 +83,12 @@ class Leadership:
         self.offset: float | None = None
         self._own: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
+        # One statement group at a time on the dedicated connection (the loop and the API
+        # share it; an AsyncConnection is not for concurrent use).
+        self._lock = asyncio.Lock()
         self._took_over = False
+        #: The run this process is running now (not an orphan at a takeover), if any.
+        self.own_run: Callable[[], str | None] = lambda: None
         #: When the leader this replica took over from was last heard of (database epoch
         #: seconds); None when it took over from nobody (a fresh start, a clean step-down).
         self.previous_heard: float | None = None
@@ -91,23 +97,37 @@ class Leadership:
         """The database's epoch seconds now, as of the last check's offset."""
         return None if self.offset is None else self.clock() + self.offset
 
+    @property
+    def timeout_s(self) -> float:
+        """Longest a statement group on the dedicated connection may take (a black-holed
+        connection must not hang the loop: past this the replica follows)."""
+        return max(3 * self.check_s, 2.0)
+
     async def check(self) -> bool:
         """Re-check (or take) the lock and write the heartbeat; whether this replica leads."""
         try:
-            async with asyncio.timeout(max(3 * self.check_s, 2.0)):
-                leads = await self._check()
+            async with self.session() as conn:
+                leads = await self._check(conn)
         except DB_ERRORS as exc:  # a dead connection or server: follow, reconnect next time
             await self._drop(f"{type(exc).__name__}: {exc}")
             leads = False
         self._became(leads)
         return leads
 
-    async def connection(self) -> AsyncConnection:
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncConnection]:
+        """The dedicated connection for one group of statements: exclusive, and bounded by
+        `timeout_s` (TimeoutError, one of `DB_ERRORS`)."""
+        async with self._lock, asyncio.timeout(self.timeout_s):
+            yield await self._connection()
+
+    async def _connection(self) -> AsyncConnection:
         """The dedicated connection (autocommit), opened if needed."""
         if self._conn is None:
             if self._own is None:
                 url = self.db.url.render_as_string(hide_password=False)
-                self._own = create_async_engine(url, poolclass=NullPool)
+                args = {"timeout": self.timeout_s, "command_timeout": self.timeout_s}
+                self._own = create_async_engine(url, poolclass=NullPool, connect_args=args)
             conn = await self._own.connect()
             self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
@@ -130,10 +150,12 @@ class Leadership:
         """A clean stop: clear the leader mark, end the session (the lock goes with it)."""
         if self.leads and self._conn is not None:
             try:
-                await leader_sql.step_down(self._conn, self.replica_id)
+                async with self.session() as conn:
+                    await leader_sql.step_down(conn, self.replica_id)
             except DB_ERRORS as exc:  # the successor will count a takeover: no harm
                 log.debug("stepping down: %s", exc)
         await self.aclose()
+        self._became(False)
         if self._own is not None:
             await self._own.dispose()
             self._own = None
@@ -148,8 +170,7 @@ class Leadership:
             except DB_ERRORS as exc:  # closing a broken connection: nothing left to release
                 log.debug("closing the leader connection: %s", exc)
 
-    async def _check(self) -> bool:
-        conn = await self.connection()
+    async def _check(self, conn: AsyncConnection) -> bool:
         before = self.clock()
         check = await leader_sql.check_lock(conn)
         self.offset = check.db_now - (before + self.clock()) / 2
@@ -165,7 +186,7 @@ class Leadership:
         deposed = await leader_sql.depose_others(conn, self.replica_id)
         silent = [silent_s for _, silent_s in deposed]
         self.previous_heard = now - min(silent) if silent else None
-        orphans = await leader_sql.orphan_runs(conn, self.replica_id)
+        orphans = await leader_sql.orphan_runs(conn, self.own_run())
         if orphans:
             await writes.interrupt_runs(conn, sorted(orphans), TAKEN_OVER)
         for replica, silent_s in deposed:
@@ -193,7 +214,7 @@ class Leadership:
         if leads:
             log.info("%s leads (since %s)", self.replica_id, self.since)
         else:
-            log.warning("%s no longer leads: it follows", self.replica_id)
+            log.info("%s no longer leads: it follows", self.replica_id)
         if self.on_change is not None:
             self.on_change(leads, took_over)
 

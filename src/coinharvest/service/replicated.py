@@ -71,10 +71,12 @@ class ReplicatedScheduler:
         wait_s = forward_wait_s or max(3.0, 4 * leadership.check_s)
         self.manual = ManualRuns(sched, leadership, self._starts, wait_s)
         self.start_run = self.manual.start_run
+        leadership.own_run = self.manual.own_run
         self._last_tick: int | None = None  # the newest tick claimed or passed
         self._jitter = 0.0
         self._new_series = False
         self._next_check = -math.inf
+        self._next_request = -math.inf
 
     async def serve(self) -> SchedulerStats:
         """Check, lead, tick until the scheduler is asked to stop; then wind down
@@ -112,19 +114,22 @@ class ReplicatedScheduler:
             elif was_leading and not leads and self.sched.running:
                 log.warning("lost the lead during a run: stopping it (no new jobs)")
                 self.sched.engine.stop()
-            if lead.leads:
-                await self.manual.take_request()
-        if lead.leads and self._tick_due():
+        if lead.leads and self._tick_due():  # a tick due at a takeover before any request
             await self._tick()
+        if lead.leads and self.sched.clock() >= self._next_request:
+            self._next_request = self._next_check
+            await self.manual.take_request()
 
     async def _continue_schedule(self) -> None:
         """Just became leader: go on after the newest tick anyone claimed (see the module
         docstring for ticks missed meanwhile and a new series)."""
-        conn = await self.leadership.connection()
-        last = await leader_sql.last_tick(conn, self.interval_ms)
-        heard = self.leadership.previous_heard
-        if heard is None:  # nobody led: when was any other replica last heard of?
-            heard = await leader_sql.others_heard(conn, self.leadership.replica_id)
+        async with self.leadership.session() as conn:
+            last = await leader_sql.last_tick(conn, self.interval_ms)
+            heard = self.leadership.previous_heard
+            if heard is None:  # nobody led: when was any other replica last heard of?
+                heard = await leader_sql.others_heard(conn, self.leadership.replica_id)
+        if last is not None and self._last_tick is not None:
+            last = max(last, self._last_tick)  # its own lead back: what it passed stays passed
         now = self.leadership.db_now()
         assert now is not None  # a check succeeded
         current = math.floor(now * 1000 / self.interval_ms)
@@ -160,6 +165,8 @@ class ReplicatedScheduler:
 
     async def _tick(self) -> None:
         async with self._starts:
+            if self.sched.stopping:
+                return
             if self.sched.running:
                 now = self.leadership.db_now() or 0.0
                 self._passed(math.floor(now * 1000 / self.interval_ms))
@@ -167,11 +174,11 @@ class ReplicatedScheduler:
                 self.sched.skipped("previous collection still running; tick skipped")
                 return
             claim = self.manual.claim()
-            conn = await self.leadership.connection()
             after = self._last_tick if self._last_tick is not None else -1
-            claimed = await leader_sql.claim_tick(
-                conn, self.interval_ms, claim, after, self._jitter, nearest=self._new_series
-            )
+            async with self.leadership.session() as conn:
+                claimed = await leader_sql.claim_tick(
+                    conn, self.interval_ms, claim, after, self._jitter, nearest=self._new_series
+                )
             if claimed is None:
                 await self._not_claimed()
                 return
@@ -187,8 +194,8 @@ class ReplicatedScheduler:
 
     async def _not_claimed(self) -> None:
         """Early by the offset's error, lost the lock, or someone else claimed it: re-read."""
-        conn = await self.leadership.connection()
-        last = await leader_sql.last_tick(conn, self.interval_ms)
+        async with self.leadership.session() as conn:
+            last = await leader_sql.last_tick(conn, self.interval_ms)
         if last is not None and (self._last_tick is None or last > self._last_tick):
             self._passed(last)
         self._next_check = -math.inf  # re-check the lock before trying again

@@ -36,6 +36,7 @@ __all__ = [
     "others_heard",
     "own_request",
     "pending_request_run",
+    "release_tick",
     "request_run",
     "step_down",
     "unclaim",
@@ -156,13 +157,20 @@ _REQUEST = text(
 _REQUEST_RUN = text("SELECT claimed_by, run_id FROM run_requests WHERE id = :rid")
 _WITHDRAW = text("DELETE FROM run_requests WHERE id = :rid AND claimed_by IS NULL")
 
-#: Runs another replica started as leader (a claimed tick or request) that still say
-#: running: that replica's session ended (this one holds the lock now).
+#: Runs a leader started (a claimed tick or request) that still say running, except the one
+#: this process is running: their leader's session ended (this one holds the lock now).
 _ORPHANS = text(
     "SELECT r.run_id, coalesce(t.replica_id, q.claimed_by) AS replica_id FROM runs r "
     "LEFT JOIN schedule_ticks t ON t.run_id = r.run_id "
     "LEFT JOIN run_requests q ON q.run_id = r.run_id WHERE r.status = 'running' "
-    "AND coalesce(t.replica_id, q.claimed_by) <> :id"
+    "AND coalesce(t.replica_id, q.claimed_by) IS NOT NULL AND r.run_id <> :keep"
+)
+
+#: A scheduled run claimed but never started (a stop came in between): the tick is given
+#: back, so the next leader runs it.
+_RELEASE_TICK = (
+    text("DELETE FROM schedule_ticks WHERE run_id = :run"),
+    text("DELETE FROM runs WHERE run_id = :run AND status = 'running'"),
 )
 
 #: Whether a fresh replica (heard within :stale s) leads.
@@ -292,6 +300,12 @@ async def unclaim(conn: AsyncConnection, run_id: str, reason: str) -> None:
     await writes.interrupt_runs(conn, [run_id], reason)
 
 
+async def release_tick(conn: AsyncConnection, run_id: str) -> None:
+    """Give back the tick claimed for `run_id`, which never started (its run row goes too)."""
+    for statement in _RELEASE_TICK:
+        await conn.execute(statement, {"run": run_id})
+
+
 async def request_run(conn: AsyncConnection, replica_id: str) -> int:
     """Ask the leader for a run; the request's id."""
     return int((await conn.execute(_REQUEST, {"id": replica_id})).scalar_one())
@@ -308,7 +322,8 @@ async def withdraw_request(conn: AsyncConnection, request_id: int) -> bool:
     return bool((await conn.execute(_WITHDRAW, {"rid": request_id})).rowcount)
 
 
-async def orphan_runs(conn: AsyncConnection, replica_id: str) -> dict[str, str]:
-    """Runs other replicas started as leader that still say ``running``: run id → replica."""
-    rows = await conn.execute(_ORPHANS, {"id": replica_id})
+async def orphan_runs(conn: AsyncConnection, keep: str | None) -> dict[str, str]:
+    """Runs leaders started that still say ``running``, but `keep` (the run this process
+    is running): run id → the replica that claimed it."""
+    rows = await conn.execute(_ORPHANS, {"keep": keep or ""})
     return {str(r.run_id): str(r.replica_id) for r in rows}
