@@ -109,7 +109,7 @@ async def test_kill_9_the_leader_20_times_and_a_follower_5_times(
     takeovers: list[float] = []
     try:
         for kind in plan:
-            await asyncio.sleep(rng.uniform(1.5, 3.5))  # ticks run in between
+            await asyncio.sleep(rng.uniform(2.0, 4.0))  # ticks run in between
             leader = await replicas.leader()
             victim = (
                 leader
@@ -137,7 +137,7 @@ async def test_kill_9_the_leader_20_times_and_a_follower_5_times(
         f"late ticks {summary(late)}; {len(interrupted)} runs interrupted; "
         f"{stats['requests_total']} requests, violations {stats['violations']['total']}"
     )
-    assert len(outcome.ticks) >= 150
+    assert len(outcome.ticks) >= 170  # a few hundred ticks: ~200 on a 2-core VM
     assert max(takeovers) <= 5.0, takeovers
     assert outcome.missed() == 0, "a tick was skipped"
     assert len(late) <= LEADER_KILLS, late
