@@ -36,6 +36,7 @@ from sqlalchemy.pool import NullPool
 from coinharvest.engine.limiter import Clock, loop_clock
 from coinharvest.logs import get_logger
 from coinharvest.storage import leader_sql, writes
+from coinharvest.storage.replica_queries import stale_after_s
 
 __all__ = ["DB_ERRORS", "TAKEN_OVER", "Leadership"]
 
@@ -69,8 +70,8 @@ class Leadership:
         self.db = db
         self.owner = owner
         self.check_s = check_s
-        #: A heartbeat older than this is a dead replica's (`replica_queries.stale_after_s`).
-        self.stale_s = 3 * check_s + 2.0
+        #: A heartbeat older than this is a dead replica's; also the session's idle timeout.
+        self.stale_s = stale_after_s(check_s)
         self.http_url = http_url
         self.clock = clock
         self.on_change = on_change
