@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from storage.pgserver import PgServer
 
 from .conftest import cli_command
 
-__all__ = ["COINS", "Outcome", "Replicas", "new_database", "plain_dsn", "summary"]
+__all__ = ["COINS", "Outcome", "Replicas", "new_database", "plain_dsn", "summary", "until"]
 
 COINS = """
 [[coin]]
@@ -38,6 +39,15 @@ symbol = "XNO"
 name = "Nano"
 ids = { coingecko = "nano", nano = "nano" }
 """
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait until `condition()` holds (polled every 20 ms); fail after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 def plain_dsn(url: str) -> str:

@@ -13,7 +13,7 @@ session, exactly as separate replicas do):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -31,7 +31,7 @@ from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import leader_sql, open_database
 from coinharvest.storage.migrate import upgrade
 
-from .replicakit import new_database
+from .replicakit import new_database, until
 
 COIN = Coin("AAA", "A", {"sim": "a"}, (("sim",),))
 
@@ -51,14 +51,6 @@ def scheduler(interval_s: float = 60.0) -> Scheduler:
 
 def changes_of(owner: str, db: AsyncEngine, seen: list[tuple[bool, bool]]) -> Leadership:
     return Leadership(db, owner=owner, check_s=0.1, on_change=lambda *c: seen.append(c))
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_migration_does_not_wait_for_the_leader(db: AsyncEngine) -> None:
@@ -136,7 +128,7 @@ async def test_a_clean_stop_is_not_a_takeover(db: AsyncEngine) -> None:
     task = asyncio.create_task(loop.serve())
     successor = changes_of("host:2", db, seen)
     try:
-        await _until(lambda: sched.stats.runs >= 1)
+        await until(lambda: sched.stats.runs >= 1)
         sched.request_stop()
         await asyncio.wait_for(task, 10)
         assert await successor.check() is True
@@ -161,7 +153,7 @@ async def test_an_old_series_and_a_fresh_start_count_no_skipped_ticks(db: AsyncE
         ReplicatedScheduler(sched, Leadership(db, owner="h:1", check_s=0.1)).serve()
     )
     try:
-        await _until(lambda: sched.stats.runs >= 2)
+        await until(lambda: sched.stats.runs >= 2)
     finally:
         sched.request_stop()
         await asyncio.wait_for(task, 10)
@@ -195,7 +187,7 @@ async def test_ticks_missed_while_a_frozen_leader_held_the_lock_are_counted(
     )
     beat = asyncio.create_task(keep_alive())
     try:
-        await _until(lambda: sched.stats.runs >= 1)  # after the idle timeout ended `frozen`
+        await until(lambda: sched.stats.runs >= 1)  # after the idle timeout ended `frozen`
     finally:
         sched.request_stop()
         stop.set()

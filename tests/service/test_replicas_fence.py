@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select, text
@@ -30,7 +30,7 @@ from coinharvest.sources.simulated import SimulatedSource
 from coinharvest.storage import leader_sql, open_database
 from coinharvest.storage.schema import runs
 
-from .replicakit import new_database
+from .replicakit import new_database, until
 
 INTERVAL_MS = 60_000
 
@@ -156,12 +156,12 @@ async def test_a_leader_whose_connection_is_cut_keeps_serving_and_leads_again(
     loop = ReplicatedScheduler(sched, lead)
     task = asyncio.create_task(loop.serve())
     try:
-        await _until(lambda: sched.stats.runs >= 2)
+        await until(lambda: sched.stats.runs >= 2)
         pid = await backend_pid(lead)
         async with db.begin() as admin:  # the server ends the leader's session
             await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         runs_before = sched.stats.runs
-        await _until(lambda: sched.stats.runs >= runs_before + 2)
+        await until(lambda: sched.stats.runs >= runs_before + 2)
     finally:
         sched.request_stop()
         await asyncio.wait_for(task, 10)
@@ -170,11 +170,3 @@ async def test_a_leader_whose_connection_is_cut_keeps_serving_and_leads_again(
     async with db.connect() as conn:
         ticks = [r.tick for r in await conn.execute(text("SELECT tick FROM schedule_ticks"))]
     assert len(ticks) == len(set(ticks)) == sched.stats.runs
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

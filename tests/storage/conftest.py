@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coinharvest.storage import Store, open_database
 
@@ -63,6 +64,16 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def pg_url(pg_server: PgServer) -> str:
     """A URL of a fresh, empty PostgreSQL database (for PostgreSQL-only features)."""
     return await _create_pg_database(pg_server)
+
+
+@pytest.fixture
+async def pg_db(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated engine on a fresh PostgreSQL database."""
+    engine = await open_database(pg_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from coinharvest.engine.limiter import SourceLimiter
 from coinharvest.engine.shared_limits import SharedLimits, SharedLimitsDown
 from coinharvest.models import SourceLimits
-from coinharvest.storage import open_database
 from coinharvest.storage.shared_limiter_sql import OWNER_NS
 
 HOUR_S = 3600.0
@@ -30,12 +29,9 @@ _ASK = text(
 
 
 @pytest.fixture
-async def db(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await open_database(pg_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+def db(pg_db: AsyncEngine) -> AsyncEngine:
+    """The test's PostgreSQL database (`pg_db`)."""
+    return pg_db
 
 
 @pytest.fixture

@@ -36,12 +36,9 @@ K = "coingecko:abc"
 
 
 @pytest.fixture
-async def db(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await open_database(pg_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+def db(pg_db: AsyncEngine) -> AsyncEngine:
+    """The test's PostgreSQL database (`pg_db`)."""
+    return pg_db
 
 
 @pytest.fixture
