@@ -85,6 +85,12 @@ def run(
     SIGINT/SIGTERM: no new jobs; in-flight ones get SHUTDOWN_GRACE_SECONDS
     (20) to finish and be stored; the run is marked; exit status 0. A second
     signal stops at once. Logs are plain lines, also on a terminal.
+
+    With DATABASE_URL=postgresql+asyncpg://..., start it several times for
+    replicas: one leads and runs each tick once (ticks fall on interval
+    boundaries of the database clock), another takes over within about
+    LEADER_CHECK_SECONDS when it dies; SHARED_LIMITS=on shares every source's
+    limits among them (docs/REPLICAS.md).
     """
     from coinharvest.service.app import run_service
 
